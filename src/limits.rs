@@ -1,0 +1,13 @@
+//! Every bound Switchyard enforces, as a named constant with its unit and
+//! its reason. Config may override some of them; these are the defaults.
+
+/// Deepest parenthesis nesting accepted in a name tree. Parsing, printing
+/// and binding recurse over trees, and trees arrive from the network in
+/// `l5d-dtab` headers: the bound keeps hostile input from exhausting a
+/// shard's stack. Real dtabs nest two or three levels.
+pub const DTAB_TREE_NESTING_MAX: usize = 32;
+
+/// Lookups one branch of a delegation may make, the final namer lookup
+/// counted: Finagle's `namerMaxDepth` default (`reference/dtab-semantics.md`
+/// §7). A delegation loop fails after this many steps.
+pub const NAMER_MAX_DEPTH_DEFAULT: usize = 100;

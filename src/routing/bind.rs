@@ -1,0 +1,229 @@
+//! Delegation and binding (`F/Namer.scala` `Namer.bind`, linkerd's
+//! `ConfiguredNamersInterpreter`).
+//!
+//! A request's logical name is bound through `router dtab ++ local dtab`:
+//! each lookup rewrites the path through every matching dentry (later
+//! first) or, when no dentry matches, asks the configured namers and then
+//! the global `/$/` namers. Alternatives fall back only on Neg; Fail, a
+//! pending namer or an error in a preferred branch stops the search; union
+//! members bind independently and Neg or Fail members drop out. Every
+//! branch may make at most `max_depth` lookups (the final namer lookup
+//! counted), so a delegation loop fails fast instead of hanging.
+
+use super::dtab::{Dentry, Dtab};
+use super::nametree::{NameTree, ShowLeaf, Weighted};
+use super::namer::{Addr, BindError, Bound, GlobalNamer, Lookup, Name, NamerSet};
+use super::path::Path;
+use super::trie::{CompiledDtab, Matches};
+
+/// A bound leaf of the result: the destination and the weight of its
+/// innermost enclosing union member (Finagle's `AddrWeightKey`), if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundLeaf {
+    pub bound: Bound,
+    pub weight: Option<f64>,
+}
+
+impl ShowLeaf for BoundLeaf {
+    fn show_leaf(&self, out: &mut String) {
+        self.bound.id.show_to(out)
+    }
+}
+
+/// A bound tree contains leaves, unions, Neg, Fail and Empty: never an Alt,
+/// since binding picks one alternative.
+pub type BoundTree = NameTree<BoundLeaf>;
+
+/// Where a matching dentry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DentrySource {
+    /// The router's configured dtab.
+    Base,
+    /// The request's local dtab (`l5d-ctx-dtab` ++ `l5d-dtab`).
+    Local,
+}
+
+/// Everything a bind needs: the router's compiled dtab, the request's local
+/// dtab (which takes priority), the configured namers and the limit.
+pub struct Interpreter<'a> {
+    pub base: &'a CompiledDtab,
+    pub local: &'a Dtab,
+    pub namers: &'a dyn NamerSet,
+    pub global: &'a GlobalNamer,
+    /// Lookups allowed along one branch (Finagle's `namerMaxDepth`).
+    pub max_depth: usize,
+}
+
+impl<'a> Interpreter<'a> {
+    /// The dentries of `base ++ local` matching `path`, highest priority
+    /// first: local ones (last to first), then the router's.
+    pub fn matching(&self, path: &Path, scratch: &mut Matches) -> Vec<(DentrySource, &'a Dentry)> {
+        let local = self.local;
+        let mut out: Vec<(DentrySource, &'a Dentry)> = local
+            .matching(path)
+            .map(|i| (DentrySource::Local, &local.dentries()[i]))
+            .collect();
+        self.base.matches(path, scratch);
+        let base = self.base.dtab().dentries();
+        out.extend(scratch.iter().map(|&i| (DentrySource::Base, &base[i as usize])));
+        out
+    }
+
+    /// One dtab step with the residual appended to every leaf: Neg when no
+    /// dentry matches, the single tree for one match, else an Alt.
+    pub fn dtab_lookup(&self, path: &Path, scratch: &mut Matches) -> NameTree<Name> {
+        // The common case (one match) builds no intermediate vector.
+        let local = self.local;
+        let local_idx: smallvec::SmallVec<[usize; 4]> = local.matching(path).collect();
+        self.base.matches(path, scratch);
+        let base = self.base.dtab().dentries();
+        let rewrite = |d: &Dentry| -> NameTree<Name> {
+            let residual_from = d.prefix.len();
+            d.dst.map(&mut |p: &Path| {
+                let mut out = p.clone();
+                path.append_suffix_to(residual_from, &mut out);
+                Name::Path(out)
+            })
+        };
+        match (local_idx.as_slice(), scratch.as_slice()) {
+            ([], []) => NameTree::Neg,
+            ([i], []) => rewrite(&local.dentries()[*i]),
+            ([], [i]) => rewrite(&base[*i as usize]),
+            (ls, bs) => NameTree::Alt(
+                ls.iter()
+                    .map(|&i| rewrite(&local.dentries()[i]))
+                    .chain(bs.iter().map(|&i| rewrite(&base[i as usize])))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A full lookup: the dtab first; when it gives exactly Neg (no match,
+    /// or one match to `~`), the configured namers, then the global ones.
+    /// Two matches to `~` give `Alt(~, ~)`, which is not Neg, so the namers
+    /// are not asked: Finagle's quirk, kept for exact compatibility.
+    pub fn lookup(&self, path: &Path, scratch: &mut Matches) -> Lookup<NameTree<Name>> {
+        match self.dtab_lookup(path, scratch) {
+            NameTree::Neg => match self.namers.lookup(path) {
+                Lookup::Ok(NameTree::Neg) => self.global.lookup(path),
+                other => other,
+            },
+            t => Lookup::Ok(t),
+        }
+    }
+
+    /// Binds `path` completely.
+    pub fn bind(&self, path: &Path) -> Lookup<BoundTree> {
+        let mut cx = BindCx {
+            scratch: Matches::new(),
+            trace: None,
+        };
+        self.bind_path(path, 0, None, &mut cx)
+    }
+
+    /// [`Interpreter::bind`], recording every path handed to lookup, in order.
+    pub fn bind_traced(&self, path: &Path, trace: &mut Vec<Path>) -> Lookup<BoundTree> {
+        let mut cx = BindCx {
+            scratch: Matches::new(),
+            trace: Some(trace),
+        };
+        self.bind_path(path, 0, None, &mut cx)
+    }
+
+    fn bind_path(
+        &self,
+        path: &Path,
+        depth: usize,
+        weight: Option<f64>,
+        cx: &mut BindCx<'_>,
+    ) -> Lookup<BoundTree> {
+        if depth > self.max_depth {
+            return Lookup::Failed(BindError::MaxDepth {
+                max: self.max_depth,
+            });
+        }
+        if let Some(t) = cx.trace.as_deref_mut() {
+            t.push(path.clone());
+        }
+        match self.lookup(path, &mut cx.scratch) {
+            Lookup::Ok(t) => self.bind_tree(t, depth + 1, weight, cx),
+            Lookup::Pending => Lookup::Pending,
+            Lookup::Failed(e) => Lookup::Failed(e),
+        }
+    }
+
+    fn bind_tree(
+        &self,
+        tree: NameTree<Name>,
+        depth: usize,
+        weight: Option<f64>,
+        cx: &mut BindCx<'_>,
+    ) -> Lookup<BoundTree> {
+        if depth > self.max_depth {
+            return Lookup::Failed(BindError::MaxDepth {
+                max: self.max_depth,
+            });
+        }
+        match tree {
+            NameTree::Leaf(Name::Path(p)) => self.bind_path(&p, depth, weight, cx),
+            NameTree::Leaf(Name::Bound(bound)) => Lookup::Ok(NameTree::Leaf(BoundLeaf { bound, weight })),
+            NameTree::Neg => Lookup::Ok(NameTree::Neg),
+            NameTree::Fail => Lookup::Ok(NameTree::Fail),
+            NameTree::Empty => Lookup::Ok(NameTree::Empty),
+            NameTree::Union(mut ws) => match ws.len() {
+                0 => Lookup::Ok(NameTree::Neg),
+                // A one-member union is transparent, but its weight is still
+                // recorded on what it binds to.
+                1 => match ws.pop() {
+                    Some(w) => self.bind_tree(w.tree, depth, Some(w.weight), cx),
+                    None => Lookup::Ok(NameTree::Neg),
+                },
+                _ => {
+                    let mut ok: Vec<Weighted<BoundLeaf>> = Vec::with_capacity(ws.len());
+                    let mut failure = None;
+                    for w in ws {
+                        match self.bind_tree(w.tree, depth, Some(w.weight), cx) {
+                            Lookup::Ok(tree) => ok.push(Weighted {
+                                weight: w.weight,
+                                tree,
+                            }),
+                            Lookup::Failed(e) => {
+                                failure.get_or_insert(e);
+                            }
+                            Lookup::Pending => {}
+                        }
+                    }
+                    if !ok.is_empty() {
+                        Lookup::Ok(NameTree::Union(ok).simplify())
+                    } else if let Some(e) = failure {
+                        Lookup::Failed(e)
+                    } else {
+                        Lookup::Pending
+                    }
+                }
+            },
+            NameTree::Alt(ts) => {
+                for t in ts {
+                    match self.bind_tree(t, depth, weight, cx) {
+                        Lookup::Ok(NameTree::Neg) => continue,
+                        Lookup::Ok(NameTree::Fail) => return Lookup::Ok(NameTree::Fail),
+                        other => return other,
+                    }
+                }
+                Lookup::Ok(NameTree::Neg)
+            }
+        }
+    }
+}
+
+struct BindCx<'t> {
+    scratch: Matches,
+    trace: Option<&'t mut Vec<Path>>,
+}
+
+impl Addr {
+    /// True when the set is known and empty.
+    pub fn is_empty_set(&self) -> bool {
+        matches!(self, Addr::Bound(eps) if eps.is_empty())
+    }
+}
