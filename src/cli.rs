@@ -3,8 +3,8 @@
 
 use crate::limits::NAMER_MAX_DEPTH_DEFAULT;
 use crate::routing::{
-    Addr, BindError, CompiledDtab, Dtab, Endpoint, GlobalNamer, Interpreter, Lookup, NameTree, Path,
-    StaticNamers, explain,
+    Addr, BindError, CompiledDtab, Dtab, Endpoint, GlobalNamer, Interpreter, Lookup, NameTree,
+    Path, StaticNamers, explain,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -138,7 +138,9 @@ pub fn bind_json(path: &Path, result: &Lookup<crate::routing::BoundTree>) -> Val
             });
             json!({"path": path.show(), "state": "ok", "tree": tree.show(), "addresses": addresses})
         }
-        Lookup::Pending => json!({"path": path.show(), "state": "pending", "tree": null, "addresses": []}),
+        Lookup::Pending => {
+            json!({"path": path.show(), "state": "pending", "tree": null, "addresses": []})
+        }
         Lookup::Failed(e) => json!({
             "path": path.show(), "state": "failed", "tree": null, "addresses": [], "error": e.to_string(),
         }),
@@ -175,7 +177,12 @@ fn pretty(v: &Value) -> String {
 }
 
 fn read_dtab(flag: &str, s: &str) -> Result<Dtab, String> {
-    Dtab::read(s).map_err(|e| format!("invalid {flag} at character {}: {}\n", e.position, e.message))
+    Dtab::read(s).map_err(|e| {
+        format!(
+            "invalid {flag} at character {}: {}\n",
+            e.position, e.message
+        )
+    })
 }
 
 fn read_path(s: &str) -> Result<Path, String> {
@@ -185,14 +192,19 @@ fn read_path(s: &str) -> Result<Path, String> {
 /// Reads an endpoints file: a JSON object from bound ids to arrays of
 /// `host:port` strings (or the string `"pending"`).
 fn read_endpoints(file: &str) -> Result<StaticNamers, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read --endpoints {file}: {e}\n"))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| format!("--endpoints {file}: not JSON: {e}\n"))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read --endpoints {file}: {e}\n"))?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| format!("--endpoints {file}: not JSON: {e}\n"))?;
     let Value::Object(map) = v else {
-        return Err(format!("--endpoints {file}: expected an object of id -> [\"host:port\", ...]\n"));
+        return Err(format!(
+            "--endpoints {file}: expected an object of id -> [\"host:port\", ...]\n"
+        ));
     };
     let mut namers = StaticNamers::new();
     for (id, addrs) in map {
-        let path = Path::read(&id).map_err(|e| format!("--endpoints {file}: key {id:?}: {}\n", e.message))?;
+        let path = Path::read(&id)
+            .map_err(|e| format!("--endpoints {file}: key {id:?}: {}\n", e.message))?;
         let addr = match addrs {
             Value::String(s) if s == "pending" => Addr::Pending,
             Value::Array(items) => {

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use switchyard::cli;
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "A shard-per-core HTTP/1.1 proxy with linkerd-1 dtab routing")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A shard-per-core HTTP/1.1 proxy with linkerd-1 dtab routing"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

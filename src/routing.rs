@@ -23,7 +23,7 @@ pub mod path;
 pub mod trie;
 
 pub use bind::{BoundLeaf, BoundTree, DentrySource, Interpreter};
-pub use dtab::{Dentry, Dtab, Prefix, PrefixElem};
+pub use dtab::{Dentry, Dtab, Prefix, PrefixElem, local_dtab};
 pub use explain::DelegateTree;
 pub use namer::{
     Addr, BindError, Bound, Endpoint, GlobalNamer, Lookup, Mount, Name, Namer, NamerSet, NoNamers,

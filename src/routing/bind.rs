@@ -11,8 +11,8 @@
 //! counted), so a delegation loop fails fast instead of hanging.
 
 use super::dtab::{Dentry, Dtab};
-use super::nametree::{NameTree, ShowLeaf, Weighted};
 use super::namer::{Addr, BindError, Bound, GlobalNamer, Lookup, Name, NamerSet};
+use super::nametree::{NameTree, ShowLeaf, Weighted};
 use super::path::Path;
 use super::trie::{CompiledDtab, Matches};
 
@@ -65,7 +65,11 @@ impl<'a> Interpreter<'a> {
             .collect();
         self.base.matches(path, scratch);
         let base = self.base.dtab().dentries();
-        out.extend(scratch.iter().map(|&i| (DentrySource::Base, &base[i as usize])));
+        out.extend(
+            scratch
+                .iter()
+                .map(|&i| (DentrySource::Base, &base[i as usize])),
+        );
         out
     }
 
@@ -166,7 +170,9 @@ impl<'a> Interpreter<'a> {
         }
         match tree {
             NameTree::Leaf(Name::Path(p)) => self.bind_path(&p, depth, weight, cx),
-            NameTree::Leaf(Name::Bound(bound)) => Lookup::Ok(NameTree::Leaf(BoundLeaf { bound, weight })),
+            NameTree::Leaf(Name::Bound(bound)) => {
+                Lookup::Ok(NameTree::Leaf(BoundLeaf { bound, weight }))
+            }
             NameTree::Neg => Lookup::Ok(NameTree::Neg),
             NameTree::Fail => Lookup::Ok(NameTree::Fail),
             NameTree::Empty => Lookup::Ok(NameTree::Empty),

@@ -212,6 +212,27 @@ impl Dtab {
     }
 }
 
+/// Builds a request's local dtab from its override headers, linkerd's
+/// `Headers.Ctx.Dtab.ServerFilter`: every `l5d-ctx-dtab` line, then every
+/// `l5d-dtab` line, each parsed on its own (never split on commas) and
+/// concatenated in order, so `l5d-dtab` entries take priority. Header bytes
+/// are read as ISO-8859-1, as the JVM's HTTP stack did, so a non-ASCII byte
+/// is reported as the character it would have been there.
+pub fn local_dtab<'h>(
+    ctx: impl IntoIterator<Item = &'h [u8]>,
+    user: impl IntoIterator<Item = &'h [u8]>,
+) -> Result<Dtab, ParseError> {
+    let mut out = Dtab::empty();
+    for value in ctx.into_iter().chain(user) {
+        let text: std::borrow::Cow<'_, str> = match std::str::from_utf8(value) {
+            Ok(s) if s.is_ascii() => s.into(),
+            _ => value.iter().map(|&b| b as char).collect::<String>().into(),
+        };
+        out.extend(Dtab::read(&text)?);
+    }
+    Ok(out)
+}
+
 impl fmt::Display for Dtab {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.show())

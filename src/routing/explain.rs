@@ -10,8 +10,8 @@
 
 use super::bind::Interpreter;
 use super::dtab::Dentry;
-use super::nametree::NameTree;
 use super::namer::{Addr, BindError, Bound, Lookup, Name};
+use super::nametree::NameTree;
 use super::path::Path;
 use super::trie::Matches;
 use serde_json::{Map, Value, json};
@@ -56,7 +56,11 @@ fn from_name_tree(path: &Path, dentry: &Option<Dentry>, t: NameTree<Name>) -> De
         NameTree::Fail => Node::Fail,
         NameTree::Neg => return DelegateTree::new(Path::empty(), dentry.clone(), Node::Neg),
         NameTree::Leaf(n) => Node::Leaf(n),
-        NameTree::Alt(ts) => Node::Alt(ts.into_iter().map(|t| from_name_tree(path, dentry, t)).collect()),
+        NameTree::Alt(ts) => Node::Alt(
+            ts.into_iter()
+                .map(|t| from_name_tree(path, dentry, t))
+                .collect(),
+        ),
         NameTree::Union(ws) => Node::Union(
             ws.into_iter()
                 .map(|w| (w.weight, from_name_tree(path, dentry, w.tree)))
@@ -76,7 +80,12 @@ impl Interpreter<'_> {
         Ok(simplify(self.delegate_bind(root, 0, &mut scratch)?))
     }
 
-    fn delegate_lookup(&self, dentry: Option<Dentry>, path: Path, scratch: &mut Matches) -> DelegateTree<Name> {
+    fn delegate_lookup(
+        &self,
+        dentry: Option<Dentry>,
+        path: Path,
+        scratch: &mut Matches,
+    ) -> DelegateTree<Name> {
         let mut trees: Vec<DelegateTree<Name>> = self
             .matching(&path, scratch)
             .into_iter()
@@ -101,7 +110,9 @@ impl Interpreter<'_> {
                     Lookup::Ok(NameTree::Neg) => DelegateTree::new(path, dentry, Node::Neg),
                     Lookup::Ok(t) => from_name_tree(&path, &dentry, t),
                     Lookup::Pending => DelegateTree::new(path, dentry, Node::Pending),
-                    Lookup::Failed(e) => DelegateTree::new(path, dentry, Node::Exception(e.to_string())),
+                    Lookup::Failed(e) => {
+                        DelegateTree::new(path, dentry, Node::Exception(e.to_string()))
+                    }
                 }
             }
             1 => {
@@ -149,7 +160,11 @@ impl Interpreter<'_> {
                     ts.into_iter()
                         .map(|t| {
                             self.delegate_bind(t, depth, scratch).unwrap_or_else(|e| {
-                                DelegateTree::new(path.clone(), dentry.clone(), Node::Exception(e.to_string()))
+                                DelegateTree::new(
+                                    path.clone(),
+                                    dentry.clone(),
+                                    Node::Exception(e.to_string()),
+                                )
                             })
                         })
                         .collect(),
@@ -158,14 +173,20 @@ impl Interpreter<'_> {
             Node::Union(mut ws) => match ws.len() {
                 0 => Node::Neg,
                 1 => match ws.pop() {
-                    Some((_, t)) => Node::Delegate(Box::new(self.delegate_bind(t, depth, scratch)?)),
+                    Some((_, t)) => {
+                        Node::Delegate(Box::new(self.delegate_bind(t, depth, scratch)?))
+                    }
                     None => Node::Neg,
                 },
                 _ => Node::Union(
                     ws.into_iter()
                         .map(|(w, t)| {
                             let b = self.delegate_bind(t, depth, scratch).unwrap_or_else(|e| {
-                                DelegateTree::new(path.clone(), dentry.clone(), Node::Exception(e.to_string()))
+                                DelegateTree::new(
+                                    path.clone(),
+                                    dentry.clone(),
+                                    Node::Exception(e.to_string()),
+                                )
                             });
                             (w, b)
                         })
@@ -186,12 +207,10 @@ pub fn simplify<L>(t: DelegateTree<L>) -> DelegateTree<L> {
     match node {
         Node::Delegate(child) => {
             let child = simplify(*child);
-            let collapse = !matches!(child.node, Node::Neg | Node::Fail | Node::Empty) && child.path == path;
+            let collapse =
+                !matches!(child.node, Node::Neg | Node::Fail | Node::Empty) && child.path == path;
             if collapse {
-                DelegateTree {
-                    dentry,
-                    ..child
-                }
+                DelegateTree { dentry, ..child }
             } else {
                 DelegateTree::new(path, dentry, Node::Delegate(Box::new(child)))
             }
@@ -222,7 +241,9 @@ pub fn simplify<L>(t: DelegateTree<L>) -> DelegateTree<L> {
         Node::Union(mut ws) => match ws.len() {
             0 => DelegateTree::new(path, dentry, Node::Neg),
             1 => match ws.pop() {
-                Some((_, t)) => simplify(DelegateTree::new(path, dentry, Node::Delegate(Box::new(t)))),
+                Some((_, t)) => {
+                    simplify(DelegateTree::new(path, dentry, Node::Delegate(Box::new(t))))
+                }
                 None => DelegateTree::new(path, dentry, Node::Neg),
             },
             _ => DelegateTree::new(
@@ -259,7 +280,10 @@ impl DelegateTree<Bound> {
         };
         m.insert("path".into(), path.into());
         if let Some(d) = &self.dentry {
-            m.insert("dentry".into(), json!({"prefix": d.prefix.show(), "dst": d.dst.show()}));
+            m.insert(
+                "dentry".into(),
+                json!({"prefix": d.prefix.show(), "dst": d.dst.show()}),
+            );
         }
         match &self.node {
             Node::Exception(msg) => {

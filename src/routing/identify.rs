@@ -105,19 +105,27 @@ impl Identifier {
                 }
                 if *http_uri_in_dst {
                     let target = req.target();
-                    let path = &target[..target.iter().position(|&b| b == b'?').unwrap_or(target.len())];
+                    let path = &target[..target
+                        .iter()
+                        .position(|&b| b == b'?')
+                        .unwrap_or(target.len())];
                     let parsed = std::str::from_utf8(path)
                         .map_err(|_| "not UTF-8".to_owned())
                         .and_then(|s| Path::read(s).map_err(|e| e.message));
                     match parsed {
                         Ok(p) => name.append(&p),
-                        Err(e) => return unidentified(format!("request path is not a dtab path: {e}")),
+                        Err(e) => {
+                            return unidentified(format!("request path is not a dtab path: {e}"));
+                        }
                     }
                 }
             }
             IdentifierKind::Path { segments, consume } => {
                 let target = req.target();
-                let path_end = target.iter().position(|&b| b == b'?').unwrap_or(target.len());
+                let path_end = target
+                    .iter()
+                    .position(|&b| b == b'?')
+                    .unwrap_or(target.len());
                 let path = &target[..path_end];
                 let Some(rest) = path.strip_prefix(b"/") else {
                     return unidentified("request target is not a path".into());
@@ -212,9 +220,18 @@ mod tests {
 
     #[test]
     fn path_identifier_edges() {
-        assert!(matches!(path_id(2, false, "/a"), Identified::Unidentified(_)));
-        assert!(matches!(path_id(1, false, "//a"), Identified::Unidentified(_)));
-        assert!(matches!(path_id(1, false, "/"), Identified::Unidentified(_)));
+        assert!(matches!(
+            path_id(2, false, "/a"),
+            Identified::Unidentified(_)
+        ));
+        assert!(matches!(
+            path_id(1, false, "//a"),
+            Identified::Unidentified(_)
+        ));
+        assert!(matches!(
+            path_id(1, false, "/"),
+            Identified::Unidentified(_)
+        ));
         let Identified::Dst { name, consume_from } = path_id(1, true, "/a") else {
             panic!()
         };

@@ -99,10 +99,17 @@ pub fn parse_ip(host: &str) -> Option<IpAddr> {
         return Some(ip);
     }
     let parts: Vec<&str> = host.split('.').collect();
-    if parts.len() > 4 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() > 4
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return None;
     }
-    let nums: Vec<u32> = parts.iter().map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let nums: Vec<u32> = parts
+        .iter()
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     let (last, head) = nums.split_last()?;
     if head.iter().any(|&n| n > 255) {
         return None;
@@ -333,18 +340,18 @@ fn inet(path: &Path) -> Option<NameTree<Name>> {
 /// input does not have the expected form.
 fn rewriting(class: &[u8], rest: &Path) -> Option<Lookup<NameTree<Name>>> {
     let rewritten: Option<Result<Path, &'static str>> = match class {
-        b"io.buoyant.http.domainToPathPfx" => two(rest).map(|(pfx, host)| {
+        b"io.buoyant.http.domainToPathPfx" => two(rest).and_then(|(pfx, host)| {
             let host = is_host(host).then_some(host)?;
             let mut out = Path::empty();
             out.push_nonempty(pfx);
             Some(push_all(&mut out, java_split(host, b'.').rev()).map(|()| out))
-        })?,
-        b"io.buoyant.http.domainToPath" => one(rest).map(|host| {
+        }),
+        b"io.buoyant.http.domainToPath" => one(rest).and_then(|host| {
             let host = is_host(host).then_some(host)?;
             let mut out = Path::empty();
             Some(push_all(&mut out, java_split(host, b'.').rev()).map(|()| out))
-        })?,
-        b"io.buoyant.hostportPfx" | b"io.buoyant.porthostPfx" => two(rest).map(|(pfx, hp)| {
+        }),
+        b"io.buoyant.hostportPfx" | b"io.buoyant.porthostPfx" => two(rest).and_then(|(pfx, hp)| {
             let (host, port) = host_colon_port(hp)?;
             let mut out = Path::empty();
             out.push_nonempty(pfx);
@@ -354,14 +361,14 @@ fn rewriting(class: &[u8], rest: &Path) -> Option<Lookup<NameTree<Name>>> {
                 [port, host]
             };
             Some(push_all(&mut out, pair.into_iter()).map(|()| out))
-        })?,
-        b"io.buoyant.http.anyHostPfx" => two(rest).map(|(pfx, host)| {
+        }),
+        b"io.buoyant.http.anyHostPfx" => two(rest).and_then(|(pfx, host)| {
             is_host(host).then(|| {
                 let mut out = Path::empty();
                 out.push_nonempty(pfx);
                 Ok(out)
             })
-        })?,
+        }),
         b"io.buoyant.rinet" => {
             // `/$/io.buoyant.rinet/<port>/<host>/...` is `/$/inet/<host>/<port>/...`.
             return Some(match (rest.elem(0), rest.elem(1)) {
@@ -417,10 +424,7 @@ fn java_split(s: &[u8], sep: u8) -> impl DoubleEndedIterator<Item = &[u8]> {
     parts.into_iter()
 }
 
-fn push_all<'a>(
-    out: &mut Path,
-    elems: impl Iterator<Item = &'a [u8]>,
-) -> Result<(), &'static str> {
+fn push_all<'a>(out: &mut Path, elems: impl Iterator<Item = &'a [u8]>) -> Result<(), &'static str> {
     for e in elems {
         out.try_push(e)
             .map_err(|_| "rewriting namer produced an empty path element")?;
@@ -506,11 +510,20 @@ mod tests {
             "~"
         );
         assert_eq!(rewritten("/$/io.buoyant.http.domainToPathPfx/domain"), "~");
-        assert_eq!(rewritten("/$/io.buoyant.hostportPfx/p/web:8080/z"), "/p/web/8080/z");
-        assert_eq!(rewritten("/$/io.buoyant.porthostPfx/p/web:http"), "/p/http/web");
+        assert_eq!(
+            rewritten("/$/io.buoyant.hostportPfx/p/web:8080/z"),
+            "/p/web/8080/z"
+        );
+        assert_eq!(
+            rewritten("/$/io.buoyant.porthostPfx/p/web:http"),
+            "/p/http/web"
+        );
         assert_eq!(rewritten("/$/io.buoyant.porthostPfx/p/web:HTTP"), "~");
         assert_eq!(rewritten("/$/io.buoyant.hostportPfx/p/web"), "~");
-        assert_eq!(rewritten("/$/io.buoyant.rinet/80/web/z"), "/$/inet/web/80/z");
+        assert_eq!(
+            rewritten("/$/io.buoyant.rinet/80/web/z"),
+            "/$/inet/web/80/z"
+        );
     }
 
     #[test]

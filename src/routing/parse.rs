@@ -438,7 +438,10 @@ mod tests {
         );
         assert_eq!(e.position, 4);
         let e = parse_dtab("/a=>").unwrap_err();
-        assert_eq!(e.message, "simple expected but end of input found at '/a=>[]'");
+        assert_eq!(
+            e.message,
+            "simple expected but end of input found at '/a=>[]'"
+        );
         let e = parse_path("/h\u{e9}llo").unwrap_err();
         assert_eq!(e.position, 2);
     }

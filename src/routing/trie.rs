@@ -140,11 +140,8 @@ mod tests {
     }
 
     fn prefix() -> impl Strategy<Value = String> {
-        prop::collection::vec(
-            prop_oneof![4 => elem(), 1 => Just("*".to_owned())],
-            0..4,
-        )
-        .prop_map(|es| format!("/{}", es.join("/")))
+        prop::collection::vec(prop_oneof![4 => elem(), 1 => Just("*".to_owned())], 0..4)
+            .prop_map(|es| format!("/{}", es.join("/")))
     }
 
     proptest! {

@@ -1,0 +1,5 @@
+//! Switchyard's integration tests: one binary, shared helpers.
+
+mod cli;
+mod dtab_conformance;
+mod support;
