@@ -104,6 +104,7 @@ pub fn bind(a: &BindArgs<'_>) -> Outcome {
         namers: &p.namers,
         global: &global,
         max_depth: p.max_depth,
+        max_lookups: crate::limits::BIND_LOOKUPS_MAX,
     };
     let out = bind_json(&p.path, &interp.bind(&p.path));
     Outcome::ok(format!("{}\n", pretty(&out)))
@@ -161,6 +162,7 @@ pub fn explain(a: &BindArgs<'_>) -> Outcome {
         namers: &p.namers,
         global: &global,
         max_depth: p.max_depth,
+        max_lookups: crate::limits::BIND_LOOKUPS_MAX,
     };
     match interp.explain(&p.path) {
         Ok(t) => Outcome::ok(format!("{}\n", pretty(&t.to_json()))),

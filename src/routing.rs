@@ -15,6 +15,7 @@
 pub mod bind;
 pub mod dtab;
 pub mod explain;
+pub mod fuzzing;
 pub mod identify;
 pub mod namer;
 pub mod nametree;

@@ -52,6 +52,9 @@ pub struct Interpreter<'a> {
     pub global: &'a GlobalNamer,
     /// Lookups allowed along one branch (Finagle's `namerMaxDepth`).
     pub max_depth: usize,
+    /// Lookups allowed in one whole bind or explanation, all branches
+    /// together ([`crate::limits::BIND_LOOKUPS_MAX`]).
+    pub max_lookups: usize,
 }
 
 impl<'a> Interpreter<'a> {
@@ -121,8 +124,9 @@ impl<'a> Interpreter<'a> {
         let mut cx = BindCx {
             scratch: Matches::new(),
             trace: None,
+            lookups: 0,
         };
-        self.bind_path(path, 0, None, &mut cx)
+        self.bind_root(path, &mut cx)
     }
 
     /// [`Interpreter::bind`], recording every path handed to lookup, in order.
@@ -130,8 +134,21 @@ impl<'a> Interpreter<'a> {
         let mut cx = BindCx {
             scratch: Matches::new(),
             trace: Some(trace),
+            lookups: 0,
         };
-        self.bind_path(path, 0, None, &mut cx)
+        self.bind_root(path, &mut cx)
+    }
+
+    fn bind_root(&self, path: &Path, cx: &mut BindCx<'_>) -> Lookup<BoundTree> {
+        let result = self.bind_path(path, 0, None, cx);
+        // An exhausted budget fails the whole bind, even where a union
+        // would otherwise ignore the member that ran out.
+        if cx.lookups > self.max_lookups {
+            return Lookup::Failed(BindError::TooManyLookups {
+                max: self.max_lookups,
+            });
+        }
+        result
     }
 
     fn bind_path(
@@ -144,6 +161,12 @@ impl<'a> Interpreter<'a> {
         if depth > self.max_depth {
             return Lookup::Failed(BindError::MaxDepth {
                 max: self.max_depth,
+            });
+        }
+        cx.lookups += 1;
+        if cx.lookups > self.max_lookups {
+            return Lookup::Failed(BindError::TooManyLookups {
+                max: self.max_lookups,
             });
         }
         if let Some(t) = cx.trace.as_deref_mut() {
@@ -163,6 +186,20 @@ impl<'a> Interpreter<'a> {
         weight: Option<f64>,
         cx: &mut BindCx<'_>,
     ) -> Lookup<BoundTree> {
+        // Recursion is bounded (depth x tree nesting) but its stack use is
+        // not known in advance; grow the stack rather than overflow it.
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || {
+            self.bind_tree_inner(tree, depth, weight, cx)
+        })
+    }
+
+    fn bind_tree_inner(
+        &self,
+        tree: NameTree<Name>,
+        depth: usize,
+        weight: Option<f64>,
+        cx: &mut BindCx<'_>,
+    ) -> Lookup<BoundTree> {
         if depth > self.max_depth {
             return Lookup::Failed(BindError::MaxDepth {
                 max: self.max_depth,
@@ -171,6 +208,7 @@ impl<'a> Interpreter<'a> {
         match tree {
             NameTree::Leaf(Name::Path(p)) => self.bind_path(&p, depth, weight, cx),
             NameTree::Leaf(Name::Bound(bound)) => {
+                let bound = *bound;
                 Lookup::Ok(NameTree::Leaf(BoundLeaf { bound, weight }))
             }
             NameTree::Neg => Lookup::Ok(NameTree::Neg),
@@ -188,6 +226,9 @@ impl<'a> Interpreter<'a> {
                     let mut ok: Vec<Weighted<BoundLeaf>> = Vec::with_capacity(ws.len());
                     let mut failure = None;
                     for w in ws {
+                        if cx.lookups > self.max_lookups {
+                            break;
+                        }
                         match self.bind_tree(w.tree, depth, Some(w.weight), cx) {
                             Lookup::Ok(tree) => ok.push(Weighted {
                                 weight: w.weight,
@@ -222,14 +263,139 @@ impl<'a> Interpreter<'a> {
     }
 }
 
+/// Stack kept free before recursing further, and the size of each new
+/// segment when it is not.
+pub(crate) const STACK_RED_ZONE: usize = 64 * 1024;
+pub(crate) const STACK_GROWTH: usize = 1024 * 1024;
+
 struct BindCx<'t> {
     scratch: Matches,
     trace: Option<&'t mut Vec<Path>>,
+    /// Lookups made so far, for the budget.
+    lookups: usize,
 }
 
 impl Addr {
     /// True when the set is known and empty.
     pub fn is_empty_set(&self) -> bool {
         matches!(self, Addr::Bound(eps) if eps.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::{BIND_LOOKUPS_MAX, NAMER_MAX_DEPTH_DEFAULT};
+    use crate::routing::namer::NoNamers;
+
+    fn bind(dtab: &str, path: &str) -> Lookup<BoundTree> {
+        let base = CompiledDtab::new(Dtab::read(dtab).unwrap());
+        let local = Dtab::empty();
+        let global = GlobalNamer::new();
+        Interpreter {
+            base: &base,
+            local: &local,
+            namers: &NoNamers,
+            global: &global,
+            max_depth: NAMER_MAX_DEPTH_DEFAULT,
+            max_lookups: BIND_LOOKUPS_MAX,
+        }
+        .bind(&Path::read(path).unwrap())
+    }
+
+    /// Every level doubles the branches; each branch ends Neg, so without a
+    /// budget the bind would make 2^40 lookups.
+    #[test]
+    fn exponential_fan_out_fails_fast() {
+        let mut dtab = String::new();
+        for i in 0..40 {
+            dtab.push_str(&format!("/p{i}=>/p{} | /p{};", i + 1, i + 1));
+        }
+        assert_eq!(
+            bind(&dtab, "/p0"),
+            Lookup::Failed(BindError::TooManyLookups {
+                max: BIND_LOOKUPS_MAX
+            })
+        );
+        let mut dtab = String::new();
+        for i in 0..40 {
+            dtab.push_str(&format!("/p{i}=>/p{} & /p{};", i + 1, i + 1));
+        }
+        assert!(matches!(bind(&dtab, "/p0"), Lookup::Failed(BindError::TooManyLookups { .. })));
+    }
+
+    #[test]
+    fn small_fan_out_still_binds() {
+        let mut dtab = String::from("/p6=>/$/inet/127.0.0.1/80;");
+        for i in 0..6 {
+            dtab.push_str(&format!("/p{i}=>/p{} | /p{};", i + 1, i + 1));
+        }
+        assert!(matches!(bind(&dtab, "/p0"), Lookup::Ok(NameTree::Leaf(_))));
+    }
+}
+
+#[cfg(test)]
+mod explain_tests {
+    use super::*;
+    use crate::limits::{BIND_LOOKUPS_MAX, EXPLAIN_LOOKUPS_MAX, NAMER_MAX_DEPTH_DEFAULT};
+    use crate::routing::namer::NoNamers;
+
+    #[test]
+    fn explain_fan_out_fails_fast() {
+        let mut text = String::new();
+        for i in 0..40 {
+            text.push_str(&format!("/p{i}=>/p{} | /p{};", i + 1, i + 1));
+        }
+        let base = CompiledDtab::new(Dtab::read(&text).unwrap());
+        let local = Dtab::empty();
+        let global = GlobalNamer::new();
+        let interp = Interpreter {
+            base: &base,
+            local: &local,
+            namers: &NoNamers,
+            global: &global,
+            max_depth: NAMER_MAX_DEPTH_DEFAULT,
+            max_lookups: BIND_LOOKUPS_MAX,
+        };
+        assert_eq!(
+            interp.explain(&Path::read("/p0").unwrap()),
+            Err(BindError::TooManyLookups {
+                max: EXPLAIN_LOOKUPS_MAX
+            })
+        );
+    }
+}
+
+
+#[cfg(test)]
+mod deep_tests {
+    use super::*;
+    use crate::routing::namer::NoNamers;
+
+    /// The longest chain the default depth allows binds and explains on a
+    /// test thread's small stack, in debug builds too.
+    #[test]
+    fn longest_chain_fits_the_stack() {
+        let mut t = String::new();
+        // 99 rewrites and the /$/inet lookup: exactly the default depth.
+        for i in 0..98 {
+            t.push_str(&format!("/p{i}=>(/p{} | ~);", i + 1));
+        }
+        t.push_str("/p98=>/$/inet/1");
+        let base = CompiledDtab::new(Dtab::read(&t).unwrap());
+        let local = Dtab::empty();
+        let global = GlobalNamer::new();
+        let i = Interpreter {
+            base: &base,
+            local: &local,
+            namers: &NoNamers,
+            global: &global,
+            max_depth: crate::limits::NAMER_MAX_DEPTH_DEFAULT,
+            max_lookups: crate::limits::BIND_LOOKUPS_MAX,
+        };
+        let p = Path::read("/p0").unwrap();
+        assert!(matches!(i.bind(&p), Lookup::Ok(NameTree::Leaf(_))));
+        let explained = i.explain(&p).unwrap();
+        assert!(explained.to_json().to_string().contains("/$/inet/1"));
     }
 }

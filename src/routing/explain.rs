@@ -8,12 +8,13 @@
 //! failing branch becomes an `exception` node instead of failing the whole
 //! answer. The JSON is linkerd's `JsonDelegateTree` shape.
 
-use super::bind::Interpreter;
+use super::bind::{Interpreter, STACK_GROWTH, STACK_RED_ZONE};
 use super::dtab::Dentry;
 use super::namer::{Addr, BindError, Bound, Lookup, Name};
 use super::nametree::NameTree;
 use super::path::Path;
 use super::trie::Matches;
+use crate::limits::EXPLAIN_LOOKUPS_MAX;
 use serde_json::{Map, Value, json};
 
 /// One node of the explanation.
@@ -76,18 +77,29 @@ impl Interpreter<'_> {
     /// becomes an `exception` node).
     pub fn explain(&self, path: &Path) -> Result<DelegateTree<Bound>, BindError> {
         let root = DelegateTree::new(path.clone(), None, Node::Leaf(Name::Path(path.clone())));
-        let mut scratch = Matches::new();
-        Ok(simplify(self.delegate_bind(root, 0, &mut scratch)?))
+        let mut cx = ExplainCx {
+            scratch: Matches::new(),
+            lookups: 0,
+        };
+        let tree = self.delegate_bind(root, 0, &mut cx)?;
+        // Alternatives turn failures into exception nodes; running out of
+        // budget fails the whole explanation instead.
+        if cx.lookups > EXPLAIN_LOOKUPS_MAX {
+            return Err(BindError::TooManyLookups {
+                max: EXPLAIN_LOOKUPS_MAX,
+            });
+        }
+        Ok(simplify(tree))
     }
 
     fn delegate_lookup(
         &self,
         dentry: Option<Dentry>,
         path: Path,
-        scratch: &mut Matches,
+        cx: &mut ExplainCx,
     ) -> DelegateTree<Name> {
         let mut trees: Vec<DelegateTree<Name>> = self
-            .matching(&path, scratch)
+            .matching(&path, &mut cx.scratch)
             .into_iter()
             .map(|(_, d)| {
                 let residual_from = d.prefix.len();
@@ -130,11 +142,26 @@ impl Interpreter<'_> {
         &self,
         t: DelegateTree<Name>,
         depth: usize,
-        scratch: &mut Matches,
+        cx: &mut ExplainCx,
+    ) -> Result<DelegateTree<Bound>, BindError> {
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || self.delegate_bind_inner(t, depth, cx))
+    }
+
+    fn delegate_bind_inner(
+        &self,
+        t: DelegateTree<Name>,
+        depth: usize,
+        cx: &mut ExplainCx,
     ) -> Result<DelegateTree<Bound>, BindError> {
         if depth > self.max_depth {
             return Err(BindError::MaxDepth {
                 max: self.max_depth,
+            });
+        }
+        cx.lookups += 1;
+        if cx.lookups > EXPLAIN_LOOKUPS_MAX {
+            return Err(BindError::TooManyLookups {
+                max: EXPLAIN_LOOKUPS_MAX,
             });
         }
         let DelegateTree { path, dentry, node } = t;
@@ -144,22 +171,22 @@ impl Interpreter<'_> {
             Node::Fail => Node::Fail,
             Node::Neg => Node::Neg,
             Node::Pending => Node::Pending,
-            Node::Leaf(Name::Bound(b)) => Node::Leaf(b),
+            Node::Leaf(Name::Bound(b)) => Node::Leaf(*b),
             Node::Leaf(Name::Path(p)) => {
-                let looked_up = self.delegate_lookup(dentry, p, scratch);
-                return self.delegate_bind(looked_up, depth + 1, scratch);
+                let looked_up = self.delegate_lookup(dentry, p, cx);
+                return self.delegate_bind(looked_up, depth + 1, cx);
             }
-            Node::Delegate(t) => Node::Delegate(Box::new(self.delegate_bind(*t, depth, scratch)?)),
+            Node::Delegate(t) => Node::Delegate(Box::new(self.delegate_bind(*t, depth, cx)?)),
             Node::Alt(mut ts) => match ts.len() {
                 0 => Node::Neg,
                 1 => match ts.pop() {
-                    Some(t) => Node::Delegate(Box::new(self.delegate_bind(t, depth, scratch)?)),
+                    Some(t) => Node::Delegate(Box::new(self.delegate_bind(t, depth, cx)?)),
                     None => Node::Neg,
                 },
                 _ => Node::Alt(
                     ts.into_iter()
                         .map(|t| {
-                            self.delegate_bind(t, depth, scratch).unwrap_or_else(|e| {
+                            self.delegate_bind(t, depth, cx).unwrap_or_else(|e| {
                                 DelegateTree::new(
                                     path.clone(),
                                     dentry.clone(),
@@ -174,14 +201,14 @@ impl Interpreter<'_> {
                 0 => Node::Neg,
                 1 => match ws.pop() {
                     Some((_, t)) => {
-                        Node::Delegate(Box::new(self.delegate_bind(t, depth, scratch)?))
+                        Node::Delegate(Box::new(self.delegate_bind(t, depth, cx)?))
                     }
                     None => Node::Neg,
                 },
                 _ => Node::Union(
                     ws.into_iter()
                         .map(|(w, t)| {
-                            let b = self.delegate_bind(t, depth, scratch).unwrap_or_else(|e| {
+                            let b = self.delegate_bind(t, depth, cx).unwrap_or_else(|e| {
                                 DelegateTree::new(
                                     path.clone(),
                                     dentry.clone(),
@@ -198,11 +225,21 @@ impl Interpreter<'_> {
     }
 }
 
+struct ExplainCx {
+    scratch: Matches,
+    /// Nodes visited so far, for the budget.
+    lookups: usize,
+}
+
 /// `DelegateTree.simplified`: a Delegate whose child has the same path
 /// collapses into the child (taking the Delegate's dentry) unless the child
 /// is Neg, Fail or Empty; an Alt flattens child Alts with its own path;
 /// empty Alts and Unions become Neg, one-child ones a Delegate.
 pub fn simplify<L>(t: DelegateTree<L>) -> DelegateTree<L> {
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || simplify_inner(t))
+}
+
+fn simplify_inner<L>(t: DelegateTree<L>) -> DelegateTree<L> {
     let DelegateTree { path, dentry, node } = t;
     match node {
         Node::Delegate(child) => {
@@ -260,6 +297,10 @@ impl DelegateTree<Bound> {
     /// linkerd's `/delegator.json` shape: `type`, `path`, `dentry` (absent
     /// at the root) and the node's own fields.
     pub fn to_json(&self) -> Value {
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || self.to_json_inner())
+    }
+
+    fn to_json_inner(&self) -> Value {
         let mut m = Map::new();
         let ty = match &self.node {
             Node::Exception(_) => "exception",

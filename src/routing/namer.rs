@@ -19,7 +19,16 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Name {
     Path(Path),
-    Bound(Bound),
+    /// Boxed: a bound name is two paths and an address set, and names are
+    /// moved through every delegation step.
+    Bound(Box<Bound>),
+}
+
+impl Name {
+    /// A bound name.
+    pub fn bound(id: Path, residual: Path, addr: Addr) -> Name {
+        Name::Bound(Box::new(Bound { id, residual, addr }))
+    }
 }
 
 /// A concrete destination: the namer's `id`, the rest of the path (the
@@ -135,6 +144,10 @@ pub enum BindError {
     /// `/$/<class>` names no namer we have (linkerd's `UnknownNamer`).
     #[error("Unknown namer: {class} for path: {path}")]
     UnknownNamer { class: String, path: String },
+    /// The whole bind made more lookups than its budget allows: a dtab that
+    /// fans out exponentially.
+    #[error("Delegation exceeded {max} lookups")]
+    TooManyLookups { max: usize },
     /// A namer reported an error.
     #[error("{0}")]
     Namer(Arc<str>),
@@ -235,11 +248,8 @@ impl NamerSet for StaticNamers {
             }
             let id = path.take(n);
             if let Some(addr) = self.ids.get(&id) {
-                return Lookup::Ok(NameTree::Leaf(Name::Bound(Bound {
-                    residual: path.drop_front(n),
-                    id,
-                    addr: addr.clone(),
-                })));
+                let residual = path.drop_front(n);
+                return Lookup::Ok(NameTree::Leaf(Name::bound(id, residual, addr.clone())));
             }
         }
         Lookup::Ok(NameTree::Neg)
@@ -332,7 +342,7 @@ fn inet(path: &Path) -> Option<NameTree<Name>> {
         (Err(_), _) => Addr::Failed("inet host is not UTF-8".into()),
         (_, Err(_)) => Addr::Failed(format!("port out of range: {port}").into()),
     };
-    Some(NameTree::Leaf(Name::Bound(Bound { id, residual, addr })))
+    Some(NameTree::Leaf(Name::bound(id, residual, addr)))
 }
 
 /// linkerd's rewriting namers (`io.buoyant.http.*`, `io.buoyant.*Pfx`):
@@ -415,13 +425,15 @@ fn is_host(h: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'_' | b'-'))
 }
 
-/// Java's `String.split` on one byte: trailing empty pieces are removed.
+/// Java's `String.split` on one byte: trailing empty pieces are removed
+/// (so `"a.b."` gives `a`, `b` and `"..."` gives nothing).
 fn java_split(s: &[u8], sep: u8) -> impl DoubleEndedIterator<Item = &[u8]> {
-    let mut parts: Vec<&[u8]> = s.split(move |&b| b == sep).collect();
-    while parts.last().is_some_and(|p| p.is_empty()) {
-        parts.pop();
-    }
-    parts.into_iter()
+    let end = s.iter().rposition(|&b| b != sep).map_or(0, |i| i + 1);
+    let trimmed = &s[..end];
+    (!trimmed.is_empty())
+        .then(|| trimmed.split(move |&b| b == sep))
+        .into_iter()
+        .flatten()
 }
 
 fn push_all<'a>(out: &mut Path, elems: impl Iterator<Item = &'a [u8]>) -> Result<(), &'static str> {

@@ -16,12 +16,58 @@ use smallvec::SmallVec;
 /// common case of a handful of matches.
 pub type Matches = SmallVec<[u32; 8]>;
 
+/// Up to this many literal children are scanned linearly; comparing a few
+/// short byte strings beats hashing the element.
+const LINEAR_CHILDREN_MAX: usize = 8;
+
+#[derive(Debug)]
+enum Children {
+    Few(Vec<(Box<[u8]>, u32)>),
+    /// Keys come from the router's own config, never from requests, so a
+    /// fast non-keyed hash is safe: a client can only look keys up, not
+    /// choose which ones collide.
+    Many(FxHashMap<Box<[u8]>, u32>),
+}
+
+impl Default for Children {
+    fn default() -> Self {
+        Children::Few(Vec::new())
+    }
+}
+
+impl Children {
+    #[inline]
+    fn get(&self, elem: &[u8]) -> Option<u32> {
+        match self {
+            Children::Few(v) => v.iter().find(|(k, _)| **k == *elem).map(|&(_, c)| c),
+            Children::Many(m) => m.get(elem).copied(),
+        }
+    }
+
+    /// The child for `elem`, inserting `fresh` if there is none.
+    fn get_or_insert(&mut self, elem: &[u8], fresh: u32) -> u32 {
+        if let Some(c) = self.get(elem) {
+            return c;
+        }
+        match self {
+            Children::Few(v) if v.len() < LINEAR_CHILDREN_MAX => v.push((elem.into(), fresh)),
+            Children::Few(v) => {
+                let mut m: FxHashMap<Box<[u8]>, u32> = std::mem::take(v).into_iter().collect();
+                m.insert(elem.into(), fresh);
+                *self = Children::Many(m);
+            }
+            Children::Many(m) => {
+                m.insert(elem.into(), fresh);
+            }
+        }
+        fresh
+    }
+}
+
 #[derive(Default, Debug)]
 struct Node {
-    /// Literal children. Keys come from the router's own config, never from
-    /// requests, so a fast non-keyed hash is safe: a client can only look
-    /// keys up, not choose which ones collide.
-    children: FxHashMap<Box<[u8]>, u32>,
+    /// Literal children.
+    children: Children,
     /// The `*` child.
     any: Option<u32>,
     /// Dentries whose prefix ends exactly here.
@@ -43,7 +89,7 @@ impl DtabTrie {
                 let next_id = nodes.len() as u32;
                 let child = match e {
                     PrefixElem::Any => *nodes[at].any.get_or_insert(next_id),
-                    PrefixElem::Label(l) => *nodes[at].children.entry(l.clone()).or_insert(next_id),
+                    PrefixElem::Label(l) => nodes[at].children.get_or_insert(l, next_id),
                 };
                 if child == next_id {
                     nodes.push(Node::default());
@@ -72,7 +118,7 @@ impl DtabTrie {
         let Some(elem) = path.elem(depth) else {
             return;
         };
-        if let Some(&c) = n.children.get(elem) {
+        if let Some(c) = n.children.get(elem) {
             self.walk(c as usize, path, depth + 1, out);
         }
         if let Some(c) = n.any {

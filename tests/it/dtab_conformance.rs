@@ -358,7 +358,7 @@ fn endpoints(addrs: &Value) -> Addr {
 }
 
 fn bound(id: Path, residual: Path, addr: Addr) -> Lookup<NameTree<Name>> {
-    Lookup::Ok(NameTree::Leaf(Name::Bound(Bound { id, residual, addr })))
+    Lookup::Ok(NameTree::Leaf(Name::bound(id, residual, addr)))
 }
 
 fn path_tree(text: &str) -> Lookup<NameTree<Name>> {
@@ -627,7 +627,7 @@ fn delegate(c: &Value) -> Result<(), String> {
                     check("tree", shown.show().as_str(), s(c, "expected"))?;
                     let mut leaves = Vec::new();
                     t.for_each_leaf(&mut |n| match n {
-                        Name::Bound(b) => leaves.push((Some(b), None, None)),
+                        Name::Bound(b) => leaves.push((Some(&**b), None, None)),
                         Name::Path(p) => leaves.push((None, Some(p), None)),
                     });
                     if !c["leaves"].is_null() {
@@ -648,6 +648,7 @@ fn delegate(c: &Value) -> Result<(), String> {
                 namers: &namers,
                 global: &global,
                 max_depth: c["max_depth"].as_u64().map_or(100, |d| d as usize),
+                max_lookups: switchyard::limits::BIND_LOOKUPS_MAX,
             };
             let mut trace = Vec::new();
             let got = interp.bind_traced(&path, &mut trace);
@@ -775,6 +776,7 @@ fn explain(c: &Value) -> Result<(), String> {
         namers: &namers,
         global: &global,
         max_depth: 100,
+        max_lookups: switchyard::limits::BIND_LOOKUPS_MAX,
     };
     let t = interp.explain(&path).map_err(|e| e.to_string())?;
     let got = compact(&t);

@@ -2,4 +2,5 @@
 
 mod cli;
 mod dtab_conformance;
+mod fuzz_corpus;
 mod support;
