@@ -8,7 +8,8 @@ use criterion::{BenchmarkId, Criterion, black_box, criterion_group, criterion_ma
 use std::sync::Arc;
 use switchyard::routing::trie::Matches;
 use switchyard::routing::{
-    Addr, CompiledDtab, Dtab, Endpoint, GlobalNamer, Interpreter, NoNamers, Path, StaticNamers, local_dtab,
+    Addr, CompiledDtab, Dtab, Endpoint, GlobalNamer, Interpreter, NoNamers, Path, StaticNamers,
+    local_dtab,
 };
 
 /// The Part VI ingress router's dtab (linkerd-examples

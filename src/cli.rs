@@ -3,8 +3,8 @@
 
 use crate::limits::NAMER_MAX_DEPTH_DEFAULT;
 use crate::routing::{
-    Addr, BindError, CompiledDtab, Dtab, Endpoint, GlobalNamer, Interpreter, Lookup, NameTree,
-    Path, StaticNamers, explain,
+    Addr, CompiledDtab, Dtab, Endpoint, GlobalNamer, Interpreter, Lookup, NameTree, Path,
+    StaticNamers, explain,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -166,7 +166,7 @@ pub fn explain(a: &BindArgs<'_>) -> Outcome {
     };
     match interp.explain(&p.path) {
         Ok(t) => Outcome::ok(format!("{}\n", pretty(&t.to_json()))),
-        Err(e @ BindError::MaxDepth { .. }) | Err(e) => Outcome {
+        Err(e) => Outcome {
             stdout: String::new(),
             stderr: format!("delegation failed: {e}\n"),
             code: 1,
@@ -238,11 +238,4 @@ pub fn parse_host_port(s: &str) -> Option<Endpoint> {
         None => host,
     };
     Some(Endpoint::new(host, port.parse().ok()?))
-}
-
-impl<T> NameTree<T> {
-    /// True for `~`.
-    pub fn is_neg(&self) -> bool {
-        matches!(self, NameTree::Neg)
-    }
 }

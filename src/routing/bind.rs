@@ -321,7 +321,10 @@ mod tests {
         for i in 0..40 {
             dtab.push_str(&format!("/p{i}=>/p{} & /p{};", i + 1, i + 1));
         }
-        assert!(matches!(bind(&dtab, "/p0"), Lookup::Failed(BindError::TooManyLookups { .. })));
+        assert!(matches!(
+            bind(&dtab, "/p0"),
+            Lookup::Failed(BindError::TooManyLookups { .. })
+        ));
     }
 
     #[test]
@@ -365,7 +368,6 @@ mod explain_tests {
         );
     }
 }
-
 
 #[cfg(test)]
 mod deep_tests {

@@ -144,7 +144,9 @@ impl Interpreter<'_> {
         depth: usize,
         cx: &mut ExplainCx,
     ) -> Result<DelegateTree<Bound>, BindError> {
-        stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || self.delegate_bind_inner(t, depth, cx))
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || {
+            self.delegate_bind_inner(t, depth, cx)
+        })
     }
 
     fn delegate_bind_inner(
@@ -200,9 +202,7 @@ impl Interpreter<'_> {
             Node::Union(mut ws) => match ws.len() {
                 0 => Node::Neg,
                 1 => match ws.pop() {
-                    Some((_, t)) => {
-                        Node::Delegate(Box::new(self.delegate_bind(t, depth, cx)?))
-                    }
+                    Some((_, t)) => Node::Delegate(Box::new(self.delegate_bind(t, depth, cx)?)),
                     None => Node::Neg,
                 },
                 _ => Node::Union(

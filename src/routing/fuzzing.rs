@@ -57,8 +57,13 @@ pub fn check_dtab_input(data: &[u8]) {
     let text = latin1(data);
     if let Ok(d) = Dtab::read(&text) {
         let shown = d.show();
-        let again = Dtab::read(&shown).unwrap_or_else(|e| panic!("show() of a dtab does not parse: {shown:?}: {e}"));
-        assert_eq!(again, normalise_dtab(&d), "parse(show(x)) != x for {shown:?}");
+        let again = Dtab::read(&shown)
+            .unwrap_or_else(|e| panic!("show() of a dtab does not parse: {shown:?}: {e}"));
+        assert_eq!(
+            again,
+            normalise_dtab(&d),
+            "parse(show(x)) != x for {shown:?}"
+        );
         check_binds(&d);
     }
     if let Ok(t) = super::parse::parse_tree(&text) {

@@ -96,10 +96,11 @@ fn check_error(id: &str, got: &str, case: &Value) -> Result<(), String> {
     if let Some(want) = case["error"].as_str() {
         check("error", got, strip_kind(want))?;
     }
-    if let Some(c) = case["error_contains"].as_str() {
-        if !got.contains(c) && !strip_kind(s(case, "error")).contains(c) {
-            return Err(format!("error {got:?} does not contain {c:?}"));
-        }
+    if let Some(c) = case["error_contains"].as_str()
+        && !got.contains(c)
+        && !strip_kind(s(case, "error")).contains(c)
+    {
+        return Err(format!("error {got:?} does not contain {c:?}"));
     }
     Ok(())
 }

@@ -5,13 +5,19 @@
 use std::path::PathBuf;
 
 fn replay(target: &str, check: fn(&[u8])) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("corpus entry").path();
         let data = std::fs::read(&path).expect("corpus file");
         let result = std::panic::catch_unwind(|| check(&data));
-        assert!(result.is_ok(), "{} fails the {target} check", path.display());
+        assert!(
+            result.is_ok(),
+            "{} fails the {target} check",
+            path.display()
+        );
         n += 1;
     }
     assert!(n > 0, "the {target} corpus is empty");
