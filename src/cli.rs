@@ -3,8 +3,8 @@
 
 use crate::limits::NAMER_MAX_DEPTH_DEFAULT;
 use crate::routing::{
-    Addr, CompiledDtab, Dtab, Endpoint, GlobalNamer, Interpreter, Lookup, NameTree, Path,
-    StaticNamers, explain,
+    Addr, CompiledDtab, Dtab, Endpoint, GlobalNamer, Interpreter, Lookup, Path, StaticNamers,
+    explain,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
