@@ -25,5 +25,6 @@
 //! - [`limits`]: every bound, named and documented.
 
 pub mod cli;
+pub mod http1;
 pub mod limits;
 pub mod routing;

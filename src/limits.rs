@@ -23,3 +23,47 @@ pub const BIND_LOOKUPS_MAX: usize = 1_000;
 /// Nodes the delegation explainer may visit. It binds every alternative, so
 /// it does more work than a bind; it serves operators, not requests.
 pub const EXPLAIN_LOOKUPS_MAX: usize = 10_000;
+
+// ---- HTTP/1.1 data plane ------------------------------------------------
+
+/// Bytes of a request head (request line and headers) before 431. Bounds
+/// per-connection memory while a head is incomplete. nginx's default
+/// `large_client_header_buffers` is 4 x 8 KiB; linkerd 1 capped headers at 8 KiB.
+pub const REQUEST_HEAD_BYTES_MAX: usize = 32 * 1024;
+
+/// Header lines in a request before 431 (Host included).
+pub const REQUEST_HEADERS_MAX: usize = 100;
+
+/// Bytes of a request target before 414.
+pub const REQUEST_TARGET_BYTES_MAX: usize = 8 * 1024;
+
+/// Bytes of a method token before 501: no registered method comes close.
+pub const METHOD_BYTES_MAX: usize = 32;
+
+/// Request body bytes before 413 (Content-Length or the running total of a
+/// chunked body). nginx's `client_max_body_size` default is 1 MiB; proxies of
+/// internal traffic see larger uploads.
+pub const REQUEST_BODY_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// Bytes of one chunk-size line's extensions before 400 (hyper caps the total
+/// at 16 KiB). Switchyard validates and then drops extensions.
+pub const CHUNK_EXT_BYTES_MAX: usize = 4 * 1024;
+
+/// Bytes of a chunked body's trailer section before 400. Trailers are
+/// validated and dropped.
+pub const TRAILER_BYTES_MAX: usize = 8 * 1024;
+
+/// Hex digits in a chunk size: 16 cover a u64; more is an attack on the
+/// arithmetic.
+pub const CHUNK_SIZE_DIGITS_MAX: usize = 16;
+
+/// Bytes of a response head from an upstream before 502.
+pub const RESPONSE_HEAD_BYTES_MAX: usize = 64 * 1024;
+
+/// Header lines in a response before 502.
+pub const RESPONSE_HEADERS_MAX: usize = 128;
+
+/// Switchyard's own `Via` entries a request may already carry before it is
+/// refused as a proxy loop (400). Other proxies' entries are not counted, so
+/// a client cannot pre-fill the header to make requests fail.
+pub const VIA_OWN_HOPS_MAX: usize = 16;

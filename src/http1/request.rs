@@ -1,0 +1,492 @@
+//! Request heads: parsed with httparse into offsets into the shard's read
+//! buffer, then checked for everything RFC 9112 and request smuggling
+//! demand that httparse leaves to its caller.
+
+use super::Span;
+use super::token::{is_token, list_elements, trim_ows};
+use crate::limits::{
+    METHOD_BYTES_MAX, REQUEST_BODY_BYTES_MAX, REQUEST_HEAD_BYTES_MAX, REQUEST_HEADERS_MAX, REQUEST_TARGET_BYTES_MAX,
+    VIA_OWN_HOPS_MAX,
+};
+use smallvec::SmallVec;
+
+/// The pseudonym Switchyard writes in `Via` (RFC 9110 §7.6.3) and counts to
+/// detect proxy loops.
+pub const VIA_PSEUDONYM: &[u8] = b"switchyard";
+
+/// What a header is to the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderKind {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    /// Hop-by-hop by definition (RFC 9110 §7.6.1): Keep-Alive,
+    /// Proxy-Connection, TE, Trailer, Upgrade.
+    HopByHop,
+    /// Named in this request's `Connection` header: hop-by-hop too.
+    ConnectionNamed,
+    Expect,
+    Via,
+    /// `l5d-dtab`: a per-request routing override.
+    L5dDtab,
+    /// `l5d-ctx-dtab`: the override carried from an earlier hop.
+    L5dCtxDtab,
+    /// Any other `l5d-ctx-*` context header.
+    L5dCtx,
+    /// Any other `l5d-*` header (`l5d-dst-*`, `l5d-reqid`, `l5d-sample`...).
+    L5d,
+    /// Finagle's `Dtab-Local`, which linkerd neither applies nor strips.
+    DtabLocal,
+    /// `X-Forwarded-*` and `Forwarded`: client claims an edge must replace.
+    Forwarded,
+    Other,
+}
+
+/// One header line: offsets of its name and (OWS-trimmed) value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub name: Span,
+    pub value: Span,
+    pub kind: HeaderKind,
+}
+
+/// How the request body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// A parsed, validated request head: offsets into the buffer it came from.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    /// Bytes of the head, blank line included; the body starts here.
+    pub head_len: usize,
+    pub method: Span,
+    /// The target as sent.
+    pub target: Span,
+    /// The origin-form path and query to forward: the target itself, or the
+    /// part after the authority of an absolute-form target (empty means `/`).
+    pub path: Span,
+    /// The authority of an absolute-form target (`GET http://world/ ...`).
+    pub authority: Option<Span>,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    pub headers: SmallVec<[Header; 16]>,
+    pub framing: BodyFraming,
+    /// Whether the client connection may serve another request after this.
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    /// The effective host: the absolute-form authority, else the Host value.
+    pub host: Option<Span>,
+}
+
+impl RequestHead {
+    /// The first header of `kind`.
+    pub fn find(&self, kind: HeaderKind) -> Option<&Header> {
+        self.headers.iter().find(|h| h.kind == kind)
+    }
+
+    /// Whether the method is HEAD (its response has no body).
+    pub fn is_head(&self, buf: &[u8]) -> bool {
+        self.method.get(buf) == b"HEAD"
+    }
+}
+
+/// Why a request head is refused. The proxy maps each kind to a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadErrorKind {
+    /// 400: malformed or ambiguous.
+    Malformed,
+    /// 431: the head or a header is too large, or there are too many.
+    HeadTooLarge,
+    /// 414.
+    UriTooLong,
+    /// 413: the declared body is over the limit.
+    BodyTooLarge,
+    /// 501: a method or transfer coding we do not implement.
+    NotImplemented,
+    /// 505.
+    VersionNotSupported,
+    /// 417: an expectation other than 100-continue.
+    ExpectationFailed,
+}
+
+/// A refused head: the kind and a short reason (sent as `l5d-err`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadError {
+    pub kind: HeadErrorKind,
+    pub reason: &'static str,
+}
+
+fn err(kind: HeadErrorKind, reason: &'static str) -> HeadError {
+    HeadError { kind, reason }
+}
+
+fn bad(reason: &'static str) -> HeadError {
+    err(HeadErrorKind::Malformed, reason)
+}
+
+/// Limits a listener applies; the defaults are in [`crate::limits`].
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    pub head_bytes_max: usize,
+    pub target_bytes_max: usize,
+    pub body_bytes_max: u64,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            head_bytes_max: REQUEST_HEAD_BYTES_MAX,
+            target_bytes_max: REQUEST_TARGET_BYTES_MAX,
+            body_bytes_max: REQUEST_BODY_BYTES_MAX,
+        }
+    }
+}
+
+/// Finds the end of a head (`CRLF CRLF`), refusing bare LF and bare CR
+/// anywhere before it (RFC 9112 §2.2 lets a recipient accept them; a proxy
+/// that does disagrees with strict upstreams about where lines end).
+/// `scanned` carries progress between calls so a head that arrives in many
+/// reads is scanned once.
+pub fn find_head_end(buf: &[u8], scanned: &mut usize) -> Result<Option<usize>, HeadError> {
+    let mut i = *scanned;
+    while i < buf.len() {
+        match buf[i] {
+            b'\n' => {
+                if i == 0 || buf[i - 1] != b'\r' {
+                    return Err(bad("bare LF in head"));
+                }
+                if i >= 3 && &buf[i - 3..i] == b"\r\n\r" {
+                    *scanned = i + 1;
+                    return Ok(Some(i + 1));
+                }
+            }
+            b'\r' if i + 1 < buf.len() && buf[i + 1] != b'\n' => return Err(bad("bare CR in head")),
+            _ => {}
+        }
+        i += 1;
+    }
+    // Re-examine the last bytes next time: a CR may be waiting for its LF.
+    *scanned = buf.len().saturating_sub(3);
+    Ok(None)
+}
+
+/// Parses and validates a request head at the start of `buf`. `Ok(None)`:
+/// need more bytes.
+pub fn parse_request(buf: &[u8], scanned: &mut usize, limits: &RequestLimits) -> Result<Option<RequestHead>, HeadError> {
+    let end = match find_head_end(buf, scanned)? {
+        Some(end) if end > limits.head_bytes_max => {
+            return Err(err(HeadErrorKind::HeadTooLarge, "request head too large"));
+        }
+        Some(end) => end,
+        None if buf.len() > limits.head_bytes_max => {
+            return Err(err(HeadErrorKind::HeadTooLarge, "request head too large"));
+        }
+        None => {
+            // A request line longer than the target limit fails early, as a
+            // 414 rather than a 431.
+            if !buf.contains(&b'\n') && buf.len() > limits.target_bytes_max + METHOD_BYTES_MAX + 16 {
+                return Err(err(HeadErrorKind::UriTooLong, "request target too long"));
+            }
+            return Ok(None);
+        }
+    };
+    let head = &buf[..end];
+    let mut raw = [httparse::EMPTY_HEADER; REQUEST_HEADERS_MAX];
+    let mut req = httparse::Request::new(&mut raw);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(n)) if n == end => {}
+        Ok(_) => return Err(bad("malformed request head")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(err(HeadErrorKind::HeadTooLarge, "too many headers"));
+        }
+        Err(httparse::Error::Version) => {
+            return Err(err(HeadErrorKind::VersionNotSupported, "HTTP version not supported"));
+        }
+        Err(httparse::Error::Token) => {
+            // A method longer than any real one is "not implemented".
+            let first = head.iter().position(|&b| b == b' ').unwrap_or(head.len());
+            if first > METHOD_BYTES_MAX {
+                return Err(err(HeadErrorKind::NotImplemented, "method not implemented"));
+            }
+            return Err(bad("malformed request line"));
+        }
+        Err(_) => return Err(bad("malformed request head")),
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(bad("malformed request line"));
+    };
+    let method_b = method.as_bytes();
+    if method_b.len() > METHOD_BYTES_MAX {
+        return Err(err(HeadErrorKind::NotImplemented, "method not implemented"));
+    }
+    if !is_token(method_b) {
+        return Err(bad("invalid method"));
+    }
+    if method_b == b"CONNECT" {
+        return Err(err(HeadErrorKind::NotImplemented, "CONNECT is not supported"));
+    }
+    let target_b = target.as_bytes();
+    if target_b.len() > limits.target_bytes_max {
+        return Err(err(HeadErrorKind::UriTooLong, "request target too long"));
+    }
+    // RFC 9112 §3.2: targets are visible ASCII; a fragment is never sent.
+    if target_b.iter().any(|&b| !(0x21..=0x7e).contains(&b) || b == b'#') {
+        return Err(bad("invalid request target"));
+    }
+    let target_span = Span::of(buf, target_b);
+    let (path, authority) = if target_b.first() == Some(&b'/') {
+        (target_span, None)
+    } else if target_b == b"*" {
+        if method_b != b"OPTIONS" {
+            return Err(bad("asterisk-form is only for OPTIONS"));
+        }
+        (target_span, None)
+    } else if target_b.len() > 7 && target_b[..7].eq_ignore_ascii_case(b"http://") {
+        // Absolute form (RFC 9112 §3.2.2), what http_proxy clients send.
+        let rest = &target_b[7..];
+        let auth_len = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
+        let auth = &rest[..auth_len];
+        if auth.is_empty() || !is_host(auth) {
+            return Err(bad("invalid authority in request target"));
+        }
+        let path = &rest[auth_len..];
+        if path.first() == Some(&b'?') {
+            return Err(bad("invalid request target"));
+        }
+        (Span::of(buf, path), Some(Span::of(buf, auth)))
+    } else {
+        return Err(bad("invalid request target"));
+    };
+
+    let mut headers: SmallVec<[Header; 16]> = SmallVec::with_capacity(req.headers.len());
+    let mut host: Option<Span> = None;
+    let mut host_count = 0usize;
+    let mut content_length: Option<u64> = None;
+    let mut chunked = false;
+    let mut te_seen = false;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let mut expect_continue = false;
+    let mut own_via = 0usize;
+    let mut connection_values: SmallVec<[Span; 2]> = SmallVec::new();
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = trim_ows(h.value);
+        let kind = classify(name)?;
+        let value_span = Span::of(buf, value);
+        match kind {
+            HeaderKind::Host => {
+                if host_count > 0 {
+                    return Err(bad("multiple Host headers"));
+                }
+                host_count += 1;
+                if !value.is_empty() && !is_host(value) {
+                    return Err(bad("invalid Host header"));
+                }
+                host = Some(value_span);
+            }
+            HeaderKind::ContentLength => {
+                if content_length.is_some() {
+                    return Err(bad("multiple Content-Length headers"));
+                }
+                content_length = Some(parse_content_length(value)?);
+            }
+            HeaderKind::TransferEncoding => {
+                if minor == 0 {
+                    return Err(bad("Transfer-Encoding in an HTTP/1.0 request"));
+                }
+                for coding in list_elements(value) {
+                    if coding.is_empty() {
+                        return Err(bad("empty transfer coding"));
+                    }
+                    if chunked {
+                        // Anything after chunked (even chunked again) is
+                        // not a valid request body framing (§6.3 rule 4).
+                        return Err(bad("chunked is not the final transfer coding"));
+                    }
+                    if coding.eq_ignore_ascii_case(b"chunked") {
+                        chunked = true;
+                    } else if is_token(coding) {
+                        return Err(err(HeadErrorKind::NotImplemented, "transfer coding not implemented"));
+                    } else {
+                        return Err(bad("invalid transfer coding"));
+                    }
+                }
+                te_seen = true;
+            }
+            HeaderKind::Connection => {
+                for t in list_elements(value) {
+                    if t.is_empty() {
+                        continue;
+                    }
+                    if !is_token(t) {
+                        return Err(bad("invalid Connection header"));
+                    }
+                    if t.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive_token = true;
+                    } else if t.eq_ignore_ascii_case(b"upgrade") {
+                        return Err(bad("protocol upgrade is not supported"));
+                    }
+                }
+                connection_values.push(value_span);
+            }
+            HeaderKind::HopByHop if name.eq_ignore_ascii_case(b"upgrade") => {
+                return Err(bad("protocol upgrade is not supported"));
+            }
+            HeaderKind::Expect => {
+                if value.eq_ignore_ascii_case(b"100-continue") {
+                    expect_continue = true;
+                } else {
+                    return Err(err(HeadErrorKind::ExpectationFailed, "unsupported expectation"));
+                }
+            }
+            HeaderKind::Via => {
+                for entry in list_elements(value) {
+                    let mut parts = entry.split(|&b| b == b' ' || b == b'\t').filter(|p| !p.is_empty());
+                    let _protocol = parts.next();
+                    if parts.next().is_some_and(|by| by.eq_ignore_ascii_case(VIA_PSEUDONYM)) {
+                        own_via += 1;
+                    }
+                }
+                if own_via > VIA_OWN_HOPS_MAX {
+                    return Err(bad("proxy loop detected (Via)"));
+                }
+            }
+            _ => {}
+        }
+        headers.push(Header {
+            name: Span::of(buf, name),
+            value: value_span,
+            kind,
+        });
+    }
+    if te_seen && !chunked {
+        return Err(bad("invalid Transfer-Encoding"));
+    }
+    if te_seen && content_length.is_some() {
+        // RFC 9112 §6.1: a server MAY reject; a proxy that forwards both
+        // is how CL.TE and TE.CL desyncs start.
+        return Err(bad("both Content-Length and Transfer-Encoding"));
+    }
+    if minor == 1 && host.is_none() && authority.is_none() {
+        return Err(bad("missing Host header"));
+    }
+    // Headers named in Connection are hop-by-hop (RFC 9110 §7.6.1). Framing
+    // and Host are ours to write and never stripped by a client's say-so.
+    if !connection_values.is_empty() {
+        for h in headers.iter_mut() {
+            if matches!(h.kind, HeaderKind::Other | HeaderKind::Forwarded | HeaderKind::Via) {
+                let name = h.name.get(buf);
+                if connection_values
+                    .iter()
+                    .any(|v| list_elements(v.get(buf)).any(|t| t.eq_ignore_ascii_case(name)))
+                {
+                    h.kind = HeaderKind::ConnectionNamed;
+                }
+            }
+        }
+    }
+    let framing = if chunked {
+        BodyFraming::Chunked
+    } else {
+        match content_length {
+            Some(n) if n > limits.body_bytes_max => {
+                return Err(err(HeadErrorKind::BodyTooLarge, "request body too large"));
+            }
+            Some(0) | None => BodyFraming::None,
+            Some(n) => BodyFraming::Length(n),
+        }
+    };
+    let keep_alive = if minor == 0 { keep_alive_token && !close } else { !close };
+    Ok(Some(RequestHead {
+        head_len: end,
+        method: Span::of(buf, method_b),
+        target: target_span,
+        path,
+        authority,
+        minor: minor as u8,
+        headers,
+        framing,
+        keep_alive,
+        expect_continue,
+        host: authority.or(host),
+    }))
+}
+
+/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), refusing lists, signs, and
+/// leading zeros (which some parsers read as octal).
+pub fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(bad("invalid Content-Length"));
+    }
+    if v.len() > 1 && v[0] == b'0' {
+        return Err(bad("Content-Length with leading zeros"));
+    }
+    v.iter()
+        .try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+        .ok_or(bad("invalid Content-Length"))
+}
+
+/// Host characters: a reg-name, an IPv4 address or a bracketed IPv6 literal,
+/// with an optional port.
+fn is_host(v: &[u8]) -> bool {
+    v.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_' | b'%' | b'~'))
+}
+
+/// Classifies a header name. A name that differs from a sensitive one only by
+/// `_` for `-` (`Content_Length`, `l5d_dtab`) is refused: some servers fold
+/// underscores into dashes, so forwarding it would let a client smuggle the
+/// header past our checks.
+fn classify(name: &[u8]) -> Result<HeaderKind, HeadError> {
+    let kind = classify_exact(name, false);
+    if kind == HeaderKind::Other && name.contains(&b'_') && classify_exact(name, true) != HeaderKind::Other {
+        return Err(bad("underscore in a header name that controls framing or routing"));
+    }
+    Ok(kind)
+}
+
+pub(crate) fn classify_exact(name: &[u8], fold_underscore: bool) -> HeaderKind {
+    let eq = |a: &[u8]| {
+        name.len() == a.len()
+            && name.iter().zip(a).all(|(&x, &y)| {
+                let x = if fold_underscore && x == b'_' { b'-' } else { x };
+                x.eq_ignore_ascii_case(&y)
+            })
+    };
+    let starts = |p: &[u8]| {
+        name.len() >= p.len()
+            && name[..p.len()].iter().zip(p).all(|(&x, &y)| {
+                let x = if fold_underscore && x == b'_' { b'-' } else { x };
+                x.eq_ignore_ascii_case(&y)
+            })
+    };
+    match name.len() {
+        4 if eq(b"host") => HeaderKind::Host,
+        3 if eq(b"via") => HeaderKind::Via,
+        6 if eq(b"expect") => HeaderKind::Expect,
+        10 if eq(b"connection") => HeaderKind::Connection,
+        14 if eq(b"content-length") => HeaderKind::ContentLength,
+        17 if eq(b"transfer-encoding") => HeaderKind::TransferEncoding,
+        _ if eq(b"keep-alive") || eq(b"proxy-connection") || eq(b"te") || eq(b"trailer") || eq(b"upgrade") => {
+            HeaderKind::HopByHop
+        }
+        _ if eq(b"l5d-dtab") => HeaderKind::L5dDtab,
+        _ if eq(b"l5d-ctx-dtab") => HeaderKind::L5dCtxDtab,
+        _ if starts(b"l5d-ctx-") => HeaderKind::L5dCtx,
+        _ if starts(b"l5d-") => HeaderKind::L5d,
+        _ if eq(b"dtab-local") => HeaderKind::DtabLocal,
+        _ if starts(b"x-forwarded-") || eq(b"forwarded") => HeaderKind::Forwarded,
+        _ => HeaderKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests;

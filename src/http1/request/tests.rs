@@ -1,0 +1,224 @@
+use super::*;
+
+fn parse_all(raw: &[u8]) -> Result<Option<RequestHead>, HeadError> {
+    let mut scanned = 0;
+    parse_request(raw, &mut scanned, &RequestLimits::default())
+}
+
+/// Parses `raw` as it would arrive split at every offset: every prefix must
+/// ask for more or fail the same way the whole input does, and the whole
+/// input must give the same answer whatever the split.
+fn shotgun(raw: &[u8]) -> Result<Option<RequestHead>, HeadError> {
+    let whole = parse_all(raw);
+    for split in 1..raw.len() {
+        let mut scanned = 0;
+        let first = parse_request(&raw[..split], &mut scanned, &RequestLimits::default());
+        match (&first, &whole) {
+            (Ok(None), _) => {
+                let second = parse_request(raw, &mut scanned, &RequestLimits::default());
+                assert_eq!(
+                    format!("{second:?}"),
+                    format!("{whole:?}"),
+                    "split at {split} of {:?}",
+                    String::from_utf8_lossy(raw)
+                );
+            }
+            (Err(e), Err(w)) => assert_eq!(e.kind, w.kind, "split at {split}"),
+            (Ok(Some(_)), Ok(Some(_))) => {}
+            _ => panic!(
+                "split at {split} of {:?}: prefix gave {first:?}, whole gave {whole:?}",
+                String::from_utf8_lossy(raw)
+            ),
+        }
+    }
+    whole
+}
+
+fn ok(raw: &str) -> RequestHead {
+    shotgun(raw.as_bytes()).unwrap().unwrap()
+}
+
+fn refused(raw: &[u8]) -> HeadErrorKind {
+    match shotgun(raw) {
+        Err(e) => e.kind,
+        other => panic!("{:?} was accepted: {other:?}", String::from_utf8_lossy(raw)),
+    }
+}
+
+#[test]
+fn simple_get() {
+    let raw = "GET /a?b=c HTTP/1.1\r\nHost: web:80\r\nX-A:  1 \r\n\r\nrest";
+    let h = ok(raw);
+    let b = raw.as_bytes();
+    assert_eq!(h.head_len, raw.len() - 4);
+    assert_eq!(h.method.get(b), b"GET");
+    assert_eq!(h.path.get(b), b"/a?b=c");
+    assert_eq!(h.host.unwrap().get(b), b"web:80");
+    assert_eq!(h.headers[1].value.get(b), b"1");
+    assert_eq!(h.framing, BodyFraming::None);
+    assert!(h.keep_alive);
+}
+
+#[test]
+fn keep_alive_rules() {
+    assert!(!ok("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").keep_alive);
+    assert!(!ok("GET / HTTP/1.0\r\n\r\n").keep_alive);
+    assert!(ok("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
+}
+
+#[test]
+fn absolute_form() {
+    let raw = "GET http://world:7777/x?y HTTP/1.1\r\nHost: other\r\n\r\n";
+    let h = ok(raw);
+    assert_eq!(h.authority.unwrap().get(raw.as_bytes()), b"world:7777");
+    assert_eq!(h.host.unwrap().get(raw.as_bytes()), b"world:7777");
+    assert_eq!(h.path.get(raw.as_bytes()), b"/x?y");
+    let h = ok("GET http://world HTTP/1.1\r\n\r\n");
+    assert!(h.path.is_empty());
+    assert_eq!(refused(b"GET http://u@world/ HTTP/1.1\r\n\r\n"), HeadErrorKind::Malformed);
+    assert_eq!(refused(b"GET https://world/ HTTP/1.1\r\n\r\n"), HeadErrorKind::Malformed);
+}
+
+#[test]
+fn framing() {
+    assert_eq!(ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n").framing, BodyFraming::Length(5));
+    assert_eq!(ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").framing, BodyFraming::None);
+    assert_eq!(
+        ok("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n").framing,
+        BodyFraming::Chunked
+    );
+    for bad_req in [
+        &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 05\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n",
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 5\r\n\r\n",
+    ] {
+        assert_eq!(refused(bad_req), HeadErrorKind::Malformed, "{:?}", String::from_utf8_lossy(bad_req));
+    }
+    assert_eq!(
+        refused(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+        HeadErrorKind::NotImplemented
+    );
+    assert_eq!(
+        refused(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n"),
+        HeadErrorKind::BodyTooLarge
+    );
+}
+
+#[test]
+fn line_endings_and_syntax() {
+    for bad_req in [
+        &b"GET / HTTP/1.1\nHost: a\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n",
+        b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET a HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET world:80 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX\x85: b\r\n\r\n",
+    ] {
+        assert_eq!(refused(bad_req), HeadErrorKind::Malformed, "{:?}", String::from_utf8_lossy(bad_req));
+    }
+    assert_eq!(refused(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"), HeadErrorKind::VersionNotSupported);
+    assert_eq!(refused(b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), HeadErrorKind::NotImplemented);
+    let long_method = format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "A".repeat(METHOD_BYTES_MAX + 1));
+    assert_eq!(refused(long_method.as_bytes()), HeadErrorKind::NotImplemented);
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n"),
+        HeadErrorKind::ExpectationFailed
+    );
+}
+
+#[test]
+fn limits_at_n_and_n_plus_one() {
+    // Header count.
+    let mut at = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+    for i in 0..REQUEST_HEADERS_MAX - 1 {
+        at.push_str(&format!("X-{i}: v\r\n"));
+    }
+    let over = format!("{at}X-last: v\r\n\r\n");
+    at.push_str("\r\n");
+    assert!(parse_all(at.as_bytes()).unwrap().is_some());
+    assert_eq!(parse_all(over.as_bytes()).unwrap_err().kind, HeadErrorKind::HeadTooLarge);
+
+    // Head bytes.
+    let prefix = "GET / HTTP/1.1\r\nHost: a\r\nX: ";
+    let fill = REQUEST_HEAD_BYTES_MAX - prefix.len() - 4;
+    let at = format!("{prefix}{}\r\n\r\n", "v".repeat(fill));
+    assert_eq!(at.len(), REQUEST_HEAD_BYTES_MAX);
+    assert!(parse_all(at.as_bytes()).unwrap().is_some());
+    let over = format!("{prefix}{}\r\n\r\n", "v".repeat(fill + 1));
+    assert_eq!(parse_all(over.as_bytes()).unwrap_err().kind, HeadErrorKind::HeadTooLarge);
+    // An endless head fails once it passes the limit, without its end.
+    let endless = format!("{prefix}{}", "v".repeat(REQUEST_HEAD_BYTES_MAX));
+    assert_eq!(parse_all(endless.as_bytes()).unwrap_err().kind, HeadErrorKind::HeadTooLarge);
+
+    // Target bytes.
+    let t = |n: usize| format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(n - 1));
+    assert!(parse_all(t(REQUEST_TARGET_BYTES_MAX).as_bytes()).unwrap().is_some());
+    assert_eq!(
+        parse_all(t(REQUEST_TARGET_BYTES_MAX + 1).as_bytes()).unwrap_err().kind,
+        HeadErrorKind::UriTooLong
+    );
+
+    // Body bytes.
+    let cl = |n: u64| format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {n}\r\n\r\n");
+    assert_eq!(
+        parse_all(cl(REQUEST_BODY_BYTES_MAX).as_bytes()).unwrap().unwrap().framing,
+        BodyFraming::Length(REQUEST_BODY_BYTES_MAX)
+    );
+    assert_eq!(
+        parse_all(cl(REQUEST_BODY_BYTES_MAX + 1).as_bytes()).unwrap_err().kind,
+        HeadErrorKind::BodyTooLarge
+    );
+
+    // Our own Via hops.
+    let via = |n: usize| {
+        let hops: Vec<String> = (0..n).map(|_| "1.1 switchyard".to_owned()).collect();
+        format!("GET / HTTP/1.1\r\nHost: a\r\nVia: 1.1 other, {}\r\n\r\n", hops.join(", "))
+    };
+    assert!(parse_all(via(VIA_OWN_HOPS_MAX).as_bytes()).unwrap().is_some());
+    assert_eq!(parse_all(via(VIA_OWN_HOPS_MAX + 1).as_bytes()).unwrap_err().kind, HeadErrorKind::Malformed);
+}
+
+#[test]
+fn classification() {
+    let raw = "GET / HTTP/1.1\r\nHost: a\r\nL5d-Dtab: /a=>/b\r\nl5d-ctx-dtab: /c=>/d\r\nl5d-ctx-trace: x\r\n\
+               l5d-dst-service: /svc/a\r\nX-Forwarded-For: 1.2.3.4\r\nConnection: x-secret\r\nX-Secret: s\r\n\
+               Keep-Alive: 5\r\nDtab-Local: /e=>/f\r\n\r\n";
+    let h = ok(raw);
+    let kinds: Vec<HeaderKind> = h.headers.iter().map(|h| h.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            HeaderKind::Host,
+            HeaderKind::L5dDtab,
+            HeaderKind::L5dCtxDtab,
+            HeaderKind::L5dCtx,
+            HeaderKind::L5d,
+            HeaderKind::Forwarded,
+            HeaderKind::Connection,
+            HeaderKind::ConnectionNamed,
+            HeaderKind::HopByHop,
+            HeaderKind::DtabLocal,
+        ]
+    );
+    assert_eq!(refused(b"GET / HTTP/1.1\r\nHost: a\r\nl5d_dtab: /a=>/b\r\n\r\n"), HeadErrorKind::Malformed);
+}

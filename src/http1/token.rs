@@ -1,0 +1,50 @@
+//! Small RFC 9110 grammar helpers: tokens, comma lists, OWS.
+
+/// `tchar` (RFC 9110 §5.6.2).
+#[inline]
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+        )
+}
+
+/// `token = 1*tchar`.
+pub fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+}
+
+/// Trims optional whitespace (SP / HTAB) from both ends.
+pub fn trim_ows(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |i| i + 1);
+    &s[start..end]
+}
+
+/// The elements of a `#element` list (RFC 9110 §5.6.1), OWS trimmed. Empty
+/// elements are yielded as empty slices so callers can refuse them where a
+/// sender "MUST NOT" generate them.
+pub fn list_elements(s: &[u8]) -> impl Iterator<Item = &[u8]> {
+    s.split(|&b| b == b',').map(trim_ows)
+}
+
+/// True when `name` (ASCII case-insensitive) is among the tokens of a
+/// `Connection`-style list value.
+pub fn list_contains(value: &[u8], name: &[u8]) -> bool {
+    list_elements(value).any(|e| e.eq_ignore_ascii_case(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists() {
+        let v: Vec<&[u8]> = list_elements(b" a ,b,, c\t").collect();
+        assert_eq!(v, vec![&b"a"[..], b"b", b"", b"c"]);
+        assert!(list_contains(b"keep-alive, Close", b"close"));
+        assert!(!list_contains(b"closed", b"close"));
+        assert_eq!(trim_ows(b"  "), b"");
+    }
+}
