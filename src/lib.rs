@@ -25,6 +25,9 @@
 //! - [`limits`]: every bound, named and documented.
 
 pub mod cli;
+pub mod config;
 pub mod http1;
 pub mod limits;
+pub mod proxy;
 pub mod routing;
+pub mod runtime;

@@ -67,3 +67,19 @@ pub const RESPONSE_HEADERS_MAX: usize = 128;
 /// refused as a proxy loop (400). Other proxies' entries are not counted, so
 /// a client cannot pre-fill the header to make requests fail.
 pub const VIA_OWN_HOPS_MAX: usize = 16;
+
+/// Bytes of all `l5d-ctx-dtab` and `l5d-dtab` values of one request before
+/// 400. Overrides are a few rules; a large one is an attack on the parser
+/// and the binder.
+pub const DTAB_HEADER_BYTES_MAX: usize = 4 * 1024;
+
+/// Dentries in one request's local dtab before 400: each dentry adds work to
+/// every lookup of the bind.
+pub const DTAB_LOCAL_DENTRIES_MAX: usize = 64;
+
+/// Capacity a connection's read buffer starts with; it grows (to the head
+/// limit) only for large heads.
+pub const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Idle upstream connections kept per endpoint per shard.
+pub const POOL_IDLE_PER_ENDPOINT_MAX: usize = 64;

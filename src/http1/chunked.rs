@@ -38,7 +38,9 @@ fn bad(reason: &'static str) -> ChunkedError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Reading chunk-size hex digits.
-    Size { digits: usize },
+    Size {
+        digits: usize,
+    },
     /// After the size: an extension or CR.
     Ext,
     /// Expecting the LF of the size line.
@@ -161,7 +163,13 @@ impl ChunkedDecoder {
                     if self.remaining == 0 {
                         self.state = State::DataCr;
                     }
-                    return Ok((i + take, Some(ChunkedEvent::Data { start: i, end: i + take })));
+                    return Ok((
+                        i + take,
+                        Some(ChunkedEvent::Data {
+                            start: i,
+                            end: i + take,
+                        }),
+                    ));
                 }
                 State::DataCr => {
                     if b != b'\r' {
@@ -279,7 +287,10 @@ fn validate_extensions(s: &[u8]) -> Result<(), ChunkedError> {
 
 /// `field-name ":" OWS field-value OWS`, no control characters.
 fn validate_trailer(line: &[u8]) -> Result<(), ChunkedError> {
-    let colon = line.iter().position(|&b| b == b':').ok_or(bad("malformed trailer"))?;
+    let colon = line
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or(bad("malformed trailer"))?;
     let name = &line[..colon];
     if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
         return Err(bad("malformed trailer name"));
@@ -338,10 +349,12 @@ mod tests {
 
     #[test]
     fn valid_bodies() {
-        let (body, used) = decode_all_splits(b"5\r\nhello\r\n6;a=b;c=\"d;e\"\r\n world\r\n0\r\n\r\nNEXT").unwrap();
+        let (body, used) =
+            decode_all_splits(b"5\r\nhello\r\n6;a=b;c=\"d;e\"\r\n world\r\n0\r\n\r\nNEXT").unwrap();
         assert_eq!(body, b"hello world");
         assert_eq!(used, 38);
-        let (body, _) = decode_all_splits(b"A\r\n0123456789\r\n0\r\nX-T: 1\r\nY: 2\r\n\r\n").unwrap();
+        let (body, _) =
+            decode_all_splits(b"A\r\n0123456789\r\n0\r\nX-T: 1\r\nY: 2\r\n\r\n").unwrap();
         assert_eq!(body, b"0123456789");
         let (body, _) = decode_all_splits(b"0\r\n\r\n").unwrap();
         assert!(body.is_empty());
@@ -370,7 +383,11 @@ mod tests {
             b"5\r\nhello\r\n0\r\n\rX",
         ] {
             let r = decode_steps(bad_body, bad_body.len());
-            assert!(r.is_err(), "{:?} accepted", String::from_utf8_lossy(bad_body));
+            assert!(
+                r.is_err(),
+                "{:?} accepted",
+                String::from_utf8_lossy(bad_body)
+            );
         }
     }
 
@@ -380,7 +397,10 @@ mod tests {
         assert!(d.decode(b"a\r\n").is_ok());
         let mut d = ChunkedDecoder::new(10);
         assert_eq!(d.decode(b"b\r\n").unwrap_err().too_large, true);
-        let ext_at = format!("1;{}\r\nx\r\n0\r\n\r\n", "a".repeat(CHUNK_EXT_BYTES_MAX - 1));
+        let ext_at = format!(
+            "1;{}\r\nx\r\n0\r\n\r\n",
+            "a".repeat(CHUNK_EXT_BYTES_MAX - 1)
+        );
         assert!(decode_steps(ext_at.as_bytes(), 4096).is_ok());
         let ext_over = format!("1;{}\r\nx\r\n0\r\n\r\n", "a".repeat(CHUNK_EXT_BYTES_MAX));
         assert!(decode_steps(ext_over.as_bytes(), 4096).is_err());
@@ -388,7 +408,10 @@ mod tests {
         assert!(decode_steps(trailer_at.as_bytes(), 4096).is_ok());
         let trailer_over = format!("0\r\nX: {}\r\n\r\n", "v".repeat(TRAILER_BYTES_MAX - 2));
         assert!(decode_steps(trailer_over.as_bytes(), 4096).is_err());
-        let digits_at = format!("{}1\r\nx\r\n0\r\n\r\n", "0".repeat(CHUNK_SIZE_DIGITS_MAX - 1));
+        let digits_at = format!(
+            "{}1\r\nx\r\n0\r\n\r\n",
+            "0".repeat(CHUNK_SIZE_DIGITS_MAX - 1)
+        );
         assert!(decode_steps(digits_at.as_bytes(), 4096).is_ok());
         let digits_over = format!("{}1\r\nx\r\n0\r\n\r\n", "0".repeat(CHUNK_SIZE_DIGITS_MAX));
         assert!(decode_steps(digits_over.as_bytes(), 4096).is_err());

@@ -5,8 +5,8 @@
 use super::Span;
 use super::token::{is_token, list_elements, trim_ows};
 use crate::limits::{
-    METHOD_BYTES_MAX, REQUEST_BODY_BYTES_MAX, REQUEST_HEAD_BYTES_MAX, REQUEST_HEADERS_MAX, REQUEST_TARGET_BYTES_MAX,
-    VIA_OWN_HOPS_MAX,
+    METHOD_BYTES_MAX, REQUEST_BODY_BYTES_MAX, REQUEST_HEAD_BYTES_MAX, REQUEST_HEADERS_MAX,
+    REQUEST_TARGET_BYTES_MAX, VIA_OWN_HOPS_MAX,
 };
 use smallvec::SmallVec;
 
@@ -165,7 +165,9 @@ pub fn find_head_end(buf: &[u8], scanned: &mut usize) -> Result<Option<usize>, H
                     return Ok(Some(i + 1));
                 }
             }
-            b'\r' if i + 1 < buf.len() && buf[i + 1] != b'\n' => return Err(bad("bare CR in head")),
+            b'\r' if i + 1 < buf.len() && buf[i + 1] != b'\n' => {
+                return Err(bad("bare CR in head"));
+            }
             _ => {}
         }
         i += 1;
@@ -177,7 +179,11 @@ pub fn find_head_end(buf: &[u8], scanned: &mut usize) -> Result<Option<usize>, H
 
 /// Parses and validates a request head at the start of `buf`. `Ok(None)`:
 /// need more bytes.
-pub fn parse_request(buf: &[u8], scanned: &mut usize, limits: &RequestLimits) -> Result<Option<RequestHead>, HeadError> {
+pub fn parse_request(
+    buf: &[u8],
+    scanned: &mut usize,
+    limits: &RequestLimits,
+) -> Result<Option<RequestHead>, HeadError> {
     let end = match find_head_end(buf, scanned)? {
         Some(end) if end > limits.head_bytes_max => {
             return Err(err(HeadErrorKind::HeadTooLarge, "request head too large"));
@@ -189,7 +195,8 @@ pub fn parse_request(buf: &[u8], scanned: &mut usize, limits: &RequestLimits) ->
         None => {
             // A request line longer than the target limit fails early, as a
             // 414 rather than a 431.
-            if !buf.contains(&b'\n') && buf.len() > limits.target_bytes_max + METHOD_BYTES_MAX + 16 {
+            if !buf.contains(&b'\n') && buf.len() > limits.target_bytes_max + METHOD_BYTES_MAX + 16
+            {
                 return Err(err(HeadErrorKind::UriTooLong, "request target too long"));
             }
             return Ok(None);
@@ -205,7 +212,10 @@ pub fn parse_request(buf: &[u8], scanned: &mut usize, limits: &RequestLimits) ->
             return Err(err(HeadErrorKind::HeadTooLarge, "too many headers"));
         }
         Err(httparse::Error::Version) => {
-            return Err(err(HeadErrorKind::VersionNotSupported, "HTTP version not supported"));
+            return Err(err(
+                HeadErrorKind::VersionNotSupported,
+                "HTTP version not supported",
+            ));
         }
         Err(httparse::Error::Token) => {
             // A method longer than any real one is "not implemented".
@@ -228,14 +238,20 @@ pub fn parse_request(buf: &[u8], scanned: &mut usize, limits: &RequestLimits) ->
         return Err(bad("invalid method"));
     }
     if method_b == b"CONNECT" {
-        return Err(err(HeadErrorKind::NotImplemented, "CONNECT is not supported"));
+        return Err(err(
+            HeadErrorKind::NotImplemented,
+            "CONNECT is not supported",
+        ));
     }
     let target_b = target.as_bytes();
     if target_b.len() > limits.target_bytes_max {
         return Err(err(HeadErrorKind::UriTooLong, "request target too long"));
     }
     // RFC 9112 §3.2: targets are visible ASCII; a fragment is never sent.
-    if target_b.iter().any(|&b| !(0x21..=0x7e).contains(&b) || b == b'#') {
+    if target_b
+        .iter()
+        .any(|&b| !(0x21..=0x7e).contains(&b) || b == b'#')
+    {
         return Err(bad("invalid request target"));
     }
     let target_span = Span::of(buf, target_b);
@@ -249,7 +265,10 @@ pub fn parse_request(buf: &[u8], scanned: &mut usize, limits: &RequestLimits) ->
     } else if target_b.len() > 7 && target_b[..7].eq_ignore_ascii_case(b"http://") {
         // Absolute form (RFC 9112 §3.2.2), what http_proxy clients send.
         let rest = &target_b[7..];
-        let auth_len = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
+        let auth_len = rest
+            .iter()
+            .position(|&b| b == b'/' || b == b'?')
+            .unwrap_or(rest.len());
         let auth = &rest[..auth_len];
         if auth.is_empty() || !is_host(auth) {
             return Err(bad("invalid authority in request target"));
@@ -312,7 +331,10 @@ pub fn parse_request(buf: &[u8], scanned: &mut usize, limits: &RequestLimits) ->
                     if coding.eq_ignore_ascii_case(b"chunked") {
                         chunked = true;
                     } else if is_token(coding) {
-                        return Err(err(HeadErrorKind::NotImplemented, "transfer coding not implemented"));
+                        return Err(err(
+                            HeadErrorKind::NotImplemented,
+                            "transfer coding not implemented",
+                        ));
                     } else {
                         return Err(bad("invalid transfer coding"));
                     }
@@ -344,14 +366,22 @@ pub fn parse_request(buf: &[u8], scanned: &mut usize, limits: &RequestLimits) ->
                 if value.eq_ignore_ascii_case(b"100-continue") {
                     expect_continue = true;
                 } else {
-                    return Err(err(HeadErrorKind::ExpectationFailed, "unsupported expectation"));
+                    return Err(err(
+                        HeadErrorKind::ExpectationFailed,
+                        "unsupported expectation",
+                    ));
                 }
             }
             HeaderKind::Via => {
                 for entry in list_elements(value) {
-                    let mut parts = entry.split(|&b| b == b' ' || b == b'\t').filter(|p| !p.is_empty());
+                    let mut parts = entry
+                        .split(|&b| b == b' ' || b == b'\t')
+                        .filter(|p| !p.is_empty());
                     let _protocol = parts.next();
-                    if parts.next().is_some_and(|by| by.eq_ignore_ascii_case(VIA_PSEUDONYM)) {
+                    if parts
+                        .next()
+                        .is_some_and(|by| by.eq_ignore_ascii_case(VIA_PSEUDONYM))
+                    {
                         own_via += 1;
                     }
                 }
@@ -382,7 +412,10 @@ pub fn parse_request(buf: &[u8], scanned: &mut usize, limits: &RequestLimits) ->
     // and Host are ours to write and never stripped by a client's say-so.
     if !connection_values.is_empty() {
         for h in headers.iter_mut() {
-            if matches!(h.kind, HeaderKind::Other | HeaderKind::Forwarded | HeaderKind::Via) {
+            if matches!(
+                h.kind,
+                HeaderKind::Other | HeaderKind::Forwarded | HeaderKind::Via
+            ) {
                 let name = h.name.get(buf);
                 if connection_values
                     .iter()
@@ -404,7 +437,11 @@ pub fn parse_request(buf: &[u8], scanned: &mut usize, limits: &RequestLimits) ->
             Some(n) => BodyFraming::Length(n),
         }
     };
-    let keep_alive = if minor == 0 { keep_alive_token && !close } else { !close };
+    let keep_alive = if minor == 0 {
+        keep_alive_token && !close
+    } else {
+        !close
+    };
     Ok(Some(RequestHead {
         head_len: end,
         method: Span::of(buf, method_b),
@@ -430,15 +467,19 @@ pub fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
         return Err(bad("Content-Length with leading zeros"));
     }
     v.iter()
-        .try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+        .try_fold(0u64, |acc, &d| {
+            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
         .ok_or(bad("invalid Content-Length"))
 }
 
 /// Host characters: a reg-name, an IPv4 address or a bracketed IPv6 literal,
 /// with an optional port.
 fn is_host(v: &[u8]) -> bool {
-    v.iter()
-        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_' | b'%' | b'~'))
+    v.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_' | b'%' | b'~')
+    })
 }
 
 /// Classifies a header name. A name that differs from a sensitive one only by
@@ -447,8 +488,13 @@ fn is_host(v: &[u8]) -> bool {
 /// header past our checks.
 fn classify(name: &[u8]) -> Result<HeaderKind, HeadError> {
     let kind = classify_exact(name, false);
-    if kind == HeaderKind::Other && name.contains(&b'_') && classify_exact(name, true) != HeaderKind::Other {
-        return Err(bad("underscore in a header name that controls framing or routing"));
+    if kind == HeaderKind::Other
+        && name.contains(&b'_')
+        && classify_exact(name, true) != HeaderKind::Other
+    {
+        return Err(bad(
+            "underscore in a header name that controls framing or routing",
+        ));
     }
     Ok(kind)
 }
@@ -457,14 +503,22 @@ pub(crate) fn classify_exact(name: &[u8], fold_underscore: bool) -> HeaderKind {
     let eq = |a: &[u8]| {
         name.len() == a.len()
             && name.iter().zip(a).all(|(&x, &y)| {
-                let x = if fold_underscore && x == b'_' { b'-' } else { x };
+                let x = if fold_underscore && x == b'_' {
+                    b'-'
+                } else {
+                    x
+                };
                 x.eq_ignore_ascii_case(&y)
             })
     };
     let starts = |p: &[u8]| {
         name.len() >= p.len()
             && name[..p.len()].iter().zip(p).all(|(&x, &y)| {
-                let x = if fold_underscore && x == b'_' { b'-' } else { x };
+                let x = if fold_underscore && x == b'_' {
+                    b'-'
+                } else {
+                    x
+                };
                 x.eq_ignore_ascii_case(&y)
             })
     };
@@ -475,7 +529,12 @@ pub(crate) fn classify_exact(name: &[u8], fold_underscore: bool) -> HeaderKind {
         10 if eq(b"connection") => HeaderKind::Connection,
         14 if eq(b"content-length") => HeaderKind::ContentLength,
         17 if eq(b"transfer-encoding") => HeaderKind::TransferEncoding,
-        _ if eq(b"keep-alive") || eq(b"proxy-connection") || eq(b"te") || eq(b"trailer") || eq(b"upgrade") => {
+        _ if eq(b"keep-alive")
+            || eq(b"proxy-connection")
+            || eq(b"te")
+            || eq(b"trailer")
+            || eq(b"upgrade") =>
+        {
             HeaderKind::HopByHop
         }
         _ if eq(b"l5d-dtab") => HeaderKind::L5dDtab,

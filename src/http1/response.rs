@@ -52,7 +52,10 @@ pub struct ResponseError(pub &'static str);
 
 /// Parses a response head to a request whose method was HEAD or not.
 /// `Ok(None)`: need more bytes.
-pub fn parse_response(buf: &[u8], request_was_head: bool) -> Result<Option<ResponseHead>, ResponseError> {
+pub fn parse_response(
+    buf: &[u8],
+    request_was_head: bool,
+) -> Result<Option<ResponseHead>, ResponseError> {
     let mut raw = [httparse::EMPTY_HEADER; RESPONSE_HEADERS_MAX];
     let mut resp = httparse::Response::new(&mut raw);
     let head_len = match resp.parse(buf) {
@@ -84,7 +87,8 @@ pub fn parse_response(buf: &[u8], request_was_head: bool) -> Result<Option<Respo
         let kind = classify_exact(name, false);
         match kind {
             HeaderKind::ContentLength => {
-                let n = parse_content_length(value).map_err(|_| ResponseError("invalid upstream Content-Length"))?;
+                let n = parse_content_length(value)
+                    .map_err(|_| ResponseError("invalid upstream Content-Length"))?;
                 if content_length.is_some_and(|m| m != n) {
                     return Err(ResponseError("conflicting upstream Content-Length"));
                 }
@@ -121,8 +125,13 @@ pub fn parse_response(buf: &[u8], request_was_head: bool) -> Result<Option<Respo
             }
         }
     }
-    let mut reusable = if minor == 0 { keep_alive_token && !close } else { !close };
-    let bodiless = request_was_head || (100..200).contains(&status) || status == 204 || status == 304;
+    let mut reusable = if minor == 0 {
+        keep_alive_token && !close
+    } else {
+        !close
+    };
+    let bodiless =
+        request_was_head || (100..200).contains(&status) || status == 204 || status == 304;
     let framing = if bodiless {
         ResponseFraming::None
     } else if let Some(te) = te {
@@ -169,22 +178,54 @@ mod tests {
 
     #[test]
     fn framing() {
-        assert_eq!(parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false).framing, ResponseFraming::Length(5));
-        assert_eq!(parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).framing, ResponseFraming::None);
-        assert_eq!(parse("HTTP/1.1 204 No Content\r\n\r\n", false).framing, ResponseFraming::None);
-        assert_eq!(parse("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", false).framing, ResponseFraming::None);
+        assert_eq!(
+            parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false).framing,
+            ResponseFraming::Length(5)
+        );
+        assert_eq!(
+            parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).framing,
+            ResponseFraming::None
+        );
+        assert_eq!(
+            parse("HTTP/1.1 204 No Content\r\n\r\n", false).framing,
+            ResponseFraming::None
+        );
+        assert_eq!(
+            parse(
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+                false
+            )
+            .framing,
+            ResponseFraming::None
+        );
         let r = parse("HTTP/1.1 200 OK\r\n\r\n", false);
         assert_eq!(r.framing, ResponseFraming::CloseDelimited);
         assert!(!r.reusable);
-        let r = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 30\r\n\r\n", false);
+        let r = parse(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 30\r\n\r\n",
+            false,
+        );
         assert_eq!(r.framing, ResponseFraming::Chunked);
         assert!(!r.reusable, "CL with TE: never reuse");
         let r = parse("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false);
         assert!(!r.reusable);
-        let r = parse("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n", false);
+        let r = parse(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+            false,
+        );
         assert!(!r.reusable);
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 10\r\n\r\n", false).is_err());
+        assert!(
+            parse_response(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 10\r\n\r\n",
+                false
+            )
+            .is_err()
+        );
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", false).is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Len", false).unwrap().is_none());
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Len", false)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -75,14 +75,26 @@ fn absolute_form() {
     assert_eq!(h.path.get(raw.as_bytes()), b"/x?y");
     let h = ok("GET http://world HTTP/1.1\r\n\r\n");
     assert!(h.path.is_empty());
-    assert_eq!(refused(b"GET http://u@world/ HTTP/1.1\r\n\r\n"), HeadErrorKind::Malformed);
-    assert_eq!(refused(b"GET https://world/ HTTP/1.1\r\n\r\n"), HeadErrorKind::Malformed);
+    assert_eq!(
+        refused(b"GET http://u@world/ HTTP/1.1\r\n\r\n"),
+        HeadErrorKind::Malformed
+    );
+    assert_eq!(
+        refused(b"GET https://world/ HTTP/1.1\r\n\r\n"),
+        HeadErrorKind::Malformed
+    );
 }
 
 #[test]
 fn framing() {
-    assert_eq!(ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n").framing, BodyFraming::Length(5));
-    assert_eq!(ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").framing, BodyFraming::None);
+    assert_eq!(
+        ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n").framing,
+        BodyFraming::Length(5)
+    );
+    assert_eq!(
+        ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").framing,
+        BodyFraming::None
+    );
     assert_eq!(
         ok("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n").framing,
         BodyFraming::Chunked
@@ -134,12 +146,29 @@ fn line_endings_and_syntax() {
         b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\nX\x85: b\r\n\r\n",
     ] {
-        assert_eq!(refused(bad_req), HeadErrorKind::Malformed, "{:?}", String::from_utf8_lossy(bad_req));
+        assert_eq!(
+            refused(bad_req),
+            HeadErrorKind::Malformed,
+            "{:?}",
+            String::from_utf8_lossy(bad_req)
+        );
     }
-    assert_eq!(refused(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"), HeadErrorKind::VersionNotSupported);
-    assert_eq!(refused(b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), HeadErrorKind::NotImplemented);
-    let long_method = format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "A".repeat(METHOD_BYTES_MAX + 1));
-    assert_eq!(refused(long_method.as_bytes()), HeadErrorKind::NotImplemented);
+    assert_eq!(
+        refused(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
+        HeadErrorKind::VersionNotSupported
+    );
+    assert_eq!(
+        refused(b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"),
+        HeadErrorKind::NotImplemented
+    );
+    let long_method = format!(
+        "{} / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "A".repeat(METHOD_BYTES_MAX + 1)
+    );
+    assert_eq!(
+        refused(long_method.as_bytes()),
+        HeadErrorKind::NotImplemented
+    );
     assert_eq!(
         refused(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n"),
         HeadErrorKind::ExpectationFailed
@@ -156,7 +185,10 @@ fn limits_at_n_and_n_plus_one() {
     let over = format!("{at}X-last: v\r\n\r\n");
     at.push_str("\r\n");
     assert!(parse_all(at.as_bytes()).unwrap().is_some());
-    assert_eq!(parse_all(over.as_bytes()).unwrap_err().kind, HeadErrorKind::HeadTooLarge);
+    assert_eq!(
+        parse_all(over.as_bytes()).unwrap_err().kind,
+        HeadErrorKind::HeadTooLarge
+    );
 
     // Head bytes.
     let prefix = "GET / HTTP/1.1\r\nHost: a\r\nX: ";
@@ -165,37 +197,66 @@ fn limits_at_n_and_n_plus_one() {
     assert_eq!(at.len(), REQUEST_HEAD_BYTES_MAX);
     assert!(parse_all(at.as_bytes()).unwrap().is_some());
     let over = format!("{prefix}{}\r\n\r\n", "v".repeat(fill + 1));
-    assert_eq!(parse_all(over.as_bytes()).unwrap_err().kind, HeadErrorKind::HeadTooLarge);
+    assert_eq!(
+        parse_all(over.as_bytes()).unwrap_err().kind,
+        HeadErrorKind::HeadTooLarge
+    );
     // An endless head fails once it passes the limit, without its end.
     let endless = format!("{prefix}{}", "v".repeat(REQUEST_HEAD_BYTES_MAX));
-    assert_eq!(parse_all(endless.as_bytes()).unwrap_err().kind, HeadErrorKind::HeadTooLarge);
+    assert_eq!(
+        parse_all(endless.as_bytes()).unwrap_err().kind,
+        HeadErrorKind::HeadTooLarge
+    );
 
     // Target bytes.
     let t = |n: usize| format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(n - 1));
-    assert!(parse_all(t(REQUEST_TARGET_BYTES_MAX).as_bytes()).unwrap().is_some());
+    assert!(
+        parse_all(t(REQUEST_TARGET_BYTES_MAX).as_bytes())
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(
-        parse_all(t(REQUEST_TARGET_BYTES_MAX + 1).as_bytes()).unwrap_err().kind,
+        parse_all(t(REQUEST_TARGET_BYTES_MAX + 1).as_bytes())
+            .unwrap_err()
+            .kind,
         HeadErrorKind::UriTooLong
     );
 
     // Body bytes.
     let cl = |n: u64| format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {n}\r\n\r\n");
     assert_eq!(
-        parse_all(cl(REQUEST_BODY_BYTES_MAX).as_bytes()).unwrap().unwrap().framing,
+        parse_all(cl(REQUEST_BODY_BYTES_MAX).as_bytes())
+            .unwrap()
+            .unwrap()
+            .framing,
         BodyFraming::Length(REQUEST_BODY_BYTES_MAX)
     );
     assert_eq!(
-        parse_all(cl(REQUEST_BODY_BYTES_MAX + 1).as_bytes()).unwrap_err().kind,
+        parse_all(cl(REQUEST_BODY_BYTES_MAX + 1).as_bytes())
+            .unwrap_err()
+            .kind,
         HeadErrorKind::BodyTooLarge
     );
 
     // Our own Via hops.
     let via = |n: usize| {
         let hops: Vec<String> = (0..n).map(|_| "1.1 switchyard".to_owned()).collect();
-        format!("GET / HTTP/1.1\r\nHost: a\r\nVia: 1.1 other, {}\r\n\r\n", hops.join(", "))
+        format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nVia: 1.1 other, {}\r\n\r\n",
+            hops.join(", ")
+        )
     };
-    assert!(parse_all(via(VIA_OWN_HOPS_MAX).as_bytes()).unwrap().is_some());
-    assert_eq!(parse_all(via(VIA_OWN_HOPS_MAX + 1).as_bytes()).unwrap_err().kind, HeadErrorKind::Malformed);
+    assert!(
+        parse_all(via(VIA_OWN_HOPS_MAX).as_bytes())
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        parse_all(via(VIA_OWN_HOPS_MAX + 1).as_bytes())
+            .unwrap_err()
+            .kind,
+        HeadErrorKind::Malformed
+    );
 }
 
 #[test]
@@ -220,5 +281,8 @@ fn classification() {
             HeaderKind::DtabLocal,
         ]
     );
-    assert_eq!(refused(b"GET / HTTP/1.1\r\nHost: a\r\nl5d_dtab: /a=>/b\r\n\r\n"), HeadErrorKind::Malformed);
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost: a\r\nl5d_dtab: /a=>/b\r\n\r\n"),
+        HeadErrorKind::Malformed
+    );
 }

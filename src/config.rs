@@ -1,0 +1,454 @@
+//! Configuration: YAML in the shape linkerd 1 users know (`routers` with
+//! `servers`, `dtab`, `identifier`), camelCase keys with the unit last.
+//!
+//! Parsing is strict: every struct denies unknown fields, so a typo fails at
+//! start-up with the key path. [`Config::load`] returns only a validated
+//! [`Config`]; the raw serde structs never leave this module.
+
+use crate::limits::{
+    NAMER_MAX_DEPTH_DEFAULT, REQUEST_BODY_BYTES_MAX, REQUEST_HEAD_BYTES_MAX,
+    REQUEST_TARGET_BYTES_MAX,
+};
+use crate::routing::identify::{Identifier, IdentifierKind};
+use crate::routing::{CompiledDtab, Dtab, Path};
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A configuration error, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+fn cfg_err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConfig {
+    #[serde(default)]
+    runtime: RawRuntime,
+    routers: Vec<RawRouter>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRuntime {
+    driver: Option<String>,
+    shards: Option<usize>,
+    drain_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRouter {
+    protocol: String,
+    label: String,
+    #[serde(default)]
+    dtab: String,
+    dst_prefix: Option<String>,
+    identifier: Option<RawIdentifier>,
+    servers: Vec<RawServer>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+    namer_max_depth: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawIdentifier {
+    kind: String,
+    header: Option<String>,
+    http_uri_in_dst: Option<bool>,
+    segments: Option<usize>,
+    consume: Option<bool>,
+    path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawServer {
+    #[serde(default = "default_ip")]
+    ip: IpAddr,
+    port: u16,
+    trust: Option<String>,
+    connections_max: Option<usize>,
+}
+
+fn default_ip() -> IpAddr {
+    IpAddr::from([127, 0, 0, 1])
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawLimits {
+    request_head_bytes_max: Option<usize>,
+    request_target_bytes_max: Option<usize>,
+    request_body_bytes_max: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTimeouts {
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+    response_head_timeout_ms: Option<u64>,
+    body_idle_timeout_ms: Option<u64>,
+}
+
+/// Which IO driver shards use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverChoice {
+    /// io_uring, falling back to epoll where it is unavailable or denied.
+    Auto,
+    IoUring,
+    Epoll,
+}
+
+impl std::str::FromStr for DriverChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(DriverChoice::Auto),
+            "io_uring" | "iouring" => Ok(DriverChoice::IoUring),
+            "epoll" | "legacy" => Ok(DriverChoice::Epoll),
+            other => Err(format!(
+                "unknown driver {other:?} (expected auto, io_uring or epoll)"
+            )),
+        }
+    }
+}
+
+/// Whether a listener believes routing headers from its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Mesh traffic (outgoing, incoming): `l5d-ctx-dtab` and `l5d-dtab` are
+    /// read and applied.
+    Mesh,
+    /// Traffic from outside (linkerd's `clearContext`): every `l5d-*`
+    /// header is stripped unread.
+    Edge,
+}
+
+/// Timeouts of one router's listeners and upstream exchanges.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// From a request's first byte to its complete head; never reset by
+    /// trickling bytes (slowloris).
+    pub header_read: Duration,
+    /// A kept-alive client connection with no request in progress.
+    pub idle: Duration,
+    pub connect: Duration,
+    /// From the request written to the response head read.
+    pub response_head: Duration,
+    /// Longest wait for any one body read or write, either side.
+    pub body_idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header_read: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            connect: Duration::from_secs(2),
+            response_head: Duration::from_secs(30),
+            body_idle: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One listener of a router.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub addr: SocketAddr,
+    pub trust: Trust,
+    /// Client connections one shard holds at once on this listener.
+    pub connections_max: usize,
+}
+
+/// Default cap on client connections per shard per listener.
+pub const CONNECTIONS_PER_SHARD_MAX: usize = 10_000;
+
+/// A validated router.
+#[derive(Debug)]
+pub struct Router {
+    pub label: String,
+    pub dtab: CompiledDtab,
+    pub identifier: Identifier,
+    pub servers: Vec<Server>,
+    pub limits: crate::http1::request::RequestLimits,
+    pub timeouts: Timeouts,
+    pub namer_max_depth: usize,
+}
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub driver: DriverChoice,
+    /// Shard count; `None` means one per CPU in the affinity mask.
+    pub shards: Option<usize>,
+    pub drain_timeout: Duration,
+    pub routers: Vec<Arc<Router>>,
+}
+
+impl Config {
+    /// Parses and validates YAML.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = serde_yaml_ng::from_str(text).map_err(|e| {
+            let key = e.location().map_or_else(
+                || "config".to_owned(),
+                |l| format!("line {} column {}", l.line(), l.column()),
+            );
+            cfg_err(key, e.to_string())
+        })?;
+        raw.validate()
+    }
+
+    /// Reads, parses and validates a file.
+    pub fn load(file: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| cfg_err(file.display().to_string(), e.to_string()))?;
+        Config::from_yaml(&text)
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let driver = match &self.runtime.driver {
+            Some(d) => d.parse().map_err(|e| cfg_err("runtime.driver", e))?,
+            None => DriverChoice::Auto,
+        };
+        if self.runtime.shards == Some(0) {
+            return Err(cfg_err(
+                "runtime.shards",
+                "must be at least 1 (omit it for one per CPU)",
+            ));
+        }
+        if self.routers.is_empty() {
+            return Err(cfg_err("routers", "at least one router is required"));
+        }
+        let mut routers = Vec::with_capacity(self.routers.len());
+        let mut labels = std::collections::HashSet::new();
+        let mut addrs = std::collections::HashSet::new();
+        for (i, r) in self.routers.into_iter().enumerate() {
+            let key = format!("routers[{i}]");
+            if !labels.insert(r.label.clone()) {
+                return Err(cfg_err(
+                    format!("{key}.label"),
+                    format!("duplicate router label {:?}", r.label),
+                ));
+            }
+            let router = r.validate(&key)?;
+            for (j, s) in router.servers.iter().enumerate() {
+                if s.addr.port() != 0 && !addrs.insert(s.addr) {
+                    return Err(cfg_err(
+                        format!("{key}.servers[{j}]"),
+                        format!("{} is already used", s.addr),
+                    ));
+                }
+            }
+            routers.push(Arc::new(router));
+        }
+        Ok(Config {
+            driver,
+            shards: self.runtime.shards,
+            drain_timeout: Duration::from_millis(self.runtime.drain_timeout_ms.unwrap_or(10_000)),
+            routers,
+        })
+    }
+}
+
+impl RawRouter {
+    fn validate(self, key: &str) -> Result<Router, ConfigError> {
+        if self.protocol != "http" {
+            return Err(cfg_err(
+                format!("{key}.protocol"),
+                format!("unsupported protocol {:?} (only http)", self.protocol),
+            ));
+        }
+        let dtab = Dtab::read(&self.dtab).map_err(|e| cfg_err(format!("{key}.dtab"), e.message))?;
+        let dst_prefix = match &self.dst_prefix {
+            Some(p) => Path::read(p).map_err(|e| cfg_err(format!("{key}.dstPrefix"), e.message))?,
+            None => {
+                Path::read("/svc").map_err(|e| cfg_err(format!("{key}.dstPrefix"), e.message))?
+            }
+        };
+        let kind = match &self.identifier {
+            None => IdentifierKind::HeaderToken {
+                header: "Host".into(),
+            },
+            Some(id) => {
+                let k = format!("{key}.identifier");
+                match id.kind.as_str() {
+                    "io.l5d.header.token" => IdentifierKind::HeaderToken {
+                        header: id.header.clone().unwrap_or_else(|| "Host".into()),
+                    },
+                    "io.l5d.header" => IdentifierKind::Header {
+                        header: id.header.clone().unwrap_or_else(|| "l5d-name".into()),
+                    },
+                    "io.l5d.methodAndHost" => IdentifierKind::MethodAndHost {
+                        http_uri_in_dst: id.http_uri_in_dst.unwrap_or(false),
+                    },
+                    "io.l5d.path" => {
+                        let segments = id.segments.unwrap_or(1);
+                        if segments == 0 {
+                            return Err(cfg_err(format!("{k}.segments"), "must be at least 1"));
+                        }
+                        IdentifierKind::Path {
+                            segments,
+                            consume: id.consume.unwrap_or(false),
+                        }
+                    }
+                    "io.l5d.static" => {
+                        let p = id
+                            .path
+                            .as_deref()
+                            .ok_or_else(|| cfg_err(format!("{k}.path"), "required"))?;
+                        IdentifierKind::Static {
+                            path: Path::read(p)
+                                .map_err(|e| cfg_err(format!("{k}.path"), e.message))?,
+                        }
+                    }
+                    other => {
+                        return Err(cfg_err(
+                            format!("{k}.kind"),
+                            format!("unknown identifier {other:?}"),
+                        ));
+                    }
+                }
+            }
+        };
+        if self.servers.is_empty() {
+            return Err(cfg_err(
+                format!("{key}.servers"),
+                "at least one server is required",
+            ));
+        }
+        let mut servers = Vec::with_capacity(self.servers.len());
+        for (j, s) in self.servers.iter().enumerate() {
+            let trust = match s.trust.as_deref() {
+                None | Some("mesh") => Trust::Mesh,
+                Some("edge") => Trust::Edge,
+                Some(other) => {
+                    return Err(cfg_err(
+                        format!("{key}.servers[{j}].trust"),
+                        format!("unknown trust {other:?} (expected mesh or edge)"),
+                    ));
+                }
+            };
+            let connections_max = s.connections_max.unwrap_or(CONNECTIONS_PER_SHARD_MAX);
+            if connections_max == 0 {
+                return Err(cfg_err(
+                    format!("{key}.servers[{j}].connectionsMax"),
+                    "must be at least 1",
+                ));
+            }
+            servers.push(Server {
+                addr: SocketAddr::new(s.ip, s.port),
+                trust,
+                connections_max,
+            });
+        }
+        let d = Timeouts::default();
+        let ms = |v: Option<u64>, def: Duration, name: &str| -> Result<Duration, ConfigError> {
+            match v {
+                Some(0) => Err(cfg_err(
+                    format!("{key}.timeouts.{name}"),
+                    "must be at least 1 ms",
+                )),
+                Some(v) => Ok(Duration::from_millis(v)),
+                None => Ok(def),
+            }
+        };
+        let t = &self.timeouts;
+        let timeouts = Timeouts {
+            header_read: ms(
+                t.header_read_timeout_ms,
+                d.header_read,
+                "headerReadTimeoutMs",
+            )?,
+            idle: ms(t.idle_timeout_ms, d.idle, "idleTimeoutMs")?,
+            connect: ms(t.connect_timeout_ms, d.connect, "connectTimeoutMs")?,
+            response_head: ms(
+                t.response_head_timeout_ms,
+                d.response_head,
+                "responseHeadTimeoutMs",
+            )?,
+            body_idle: ms(t.body_idle_timeout_ms, d.body_idle, "bodyIdleTimeoutMs")?,
+        };
+        let l = &self.limits;
+        let limits = crate::http1::request::RequestLimits {
+            head_bytes_max: l.request_head_bytes_max.unwrap_or(REQUEST_HEAD_BYTES_MAX),
+            target_bytes_max: l
+                .request_target_bytes_max
+                .unwrap_or(REQUEST_TARGET_BYTES_MAX),
+            body_bytes_max: l.request_body_bytes_max.unwrap_or(REQUEST_BODY_BYTES_MAX),
+        };
+        if limits.head_bytes_max < 1024 {
+            return Err(cfg_err(
+                format!("{key}.limits.requestHeadBytesMax"),
+                "must be at least 1024",
+            ));
+        }
+        Ok(Router {
+            label: self.label,
+            dtab: CompiledDtab::new(dtab),
+            identifier: Identifier { kind, dst_prefix },
+            servers,
+            limits,
+            timeouts,
+            namer_max_depth: self.namer_max_depth.unwrap_or(NAMER_MAX_DEPTH_DEFAULT),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_router() {
+        let c = Config::from_yaml(
+            "routers:\n- protocol: http\n  label: out\n  dtab: /svc => /$/inet/127.0.0.1/9000\n  servers:\n  - port: 4140\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.routers[0].servers[0].addr,
+            "127.0.0.1:4140".parse().unwrap()
+        );
+        assert_eq!(c.routers[0].servers[0].trust, Trust::Mesh);
+        assert_eq!(c.driver, DriverChoice::Auto);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_yaml(
+            "routers:\n- protocol: http\n  label: a\n  servers: [{port: 1, prot: 2}]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("prot"), "{e}");
+        let e = Config::from_yaml(
+            "routers:\n- protocol: http\n  label: a\n  dtab: /a=>\n  servers: [{port: 1}]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "routers[0].dtab");
+        let e = Config::from_yaml(
+            "routers:\n- protocol: http\n  label: a\n  servers: [{port: 1, trust: sometimes}]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "routers[0].servers[0].trust");
+        let e = Config::from_yaml("runtime: {driver: fast}\nrouters: []\n").unwrap_err();
+        assert_eq!(e.key, "runtime.driver");
+    }
+}

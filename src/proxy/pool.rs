@@ -1,0 +1,121 @@
+//! Per-shard upstream connections: connect with a timeout, and a bounded
+//! pool of idle keep-alive connections per endpoint.
+//!
+//! A connection goes back into the pool only after a complete, clean
+//! exchange (the caller decides). Taking one checks that the peer has not
+//! closed it meanwhile, so a request is never written to a connection that
+//! is already dead.
+
+use super::error::{ErrorKind, ProxyError, Side};
+use crate::limits::{POOL_IDLE_PER_ENDPOINT_MAX, READ_BUFFER_BYTES};
+use monoio::net::TcpStream;
+use rustc_hash::FxHashMap;
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+/// An upstream connection and its read buffer.
+pub struct UpConn {
+    pub stream: TcpStream,
+    pub buf: Vec<u8>,
+    pub addr: SocketAddr,
+    /// Whether it came from the pool (a failure before any response byte
+    /// may then be a stale connection rather than a dead endpoint).
+    pub reused: bool,
+}
+
+/// Idle connections by endpoint. Owned by one shard; borrows never cross
+/// an `.await`.
+#[derive(Default)]
+pub struct Pool {
+    idle: RefCell<FxHashMap<SocketAddr, Vec<UpConn>>>,
+}
+
+impl Pool {
+    /// An idle connection to `addr` that is still open, if any.
+    pub fn take(&self, addr: SocketAddr) -> Option<UpConn> {
+        let mut idle = self.idle.borrow_mut();
+        let conns = idle.get_mut(&addr)?;
+        while let Some(mut c) = conns.pop() {
+            if peer_still_open(&c.stream) {
+                c.reused = true;
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection after a complete, clean exchange.
+    pub fn put(&self, mut conn: UpConn) {
+        if !conn.buf.is_empty() {
+            // Bytes after a complete response: the upstream is confused.
+            return;
+        }
+        conn.reused = false;
+        let mut idle = self.idle.borrow_mut();
+        let conns = idle.entry(conn.addr).or_default();
+        if conns.len() < POOL_IDLE_PER_ENDPOINT_MAX {
+            conns.push(conn);
+        }
+    }
+
+    /// Idle connections held, all endpoints.
+    pub fn idle_count(&self) -> usize {
+        self.idle.borrow().values().map(Vec::len).sum()
+    }
+
+    /// Drops every idle connection (shutdown).
+    pub fn clear(&self) {
+        self.idle.borrow_mut().clear();
+    }
+}
+
+/// Connects to `addr` within `timeout`.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<UpConn, ProxyError> {
+    match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
+        Ok(Ok(stream)) => {
+            // Requests and responses are written whole: Nagle would only
+            // delay the last segment of each (the 40 ms stalls of
+            // Nagle + delayed ACK).
+            let _ = stream.set_nodelay(true);
+            Ok(UpConn {
+                stream,
+                buf: Vec::with_capacity(READ_BUFFER_BYTES),
+                addr,
+                reused: false,
+            })
+        }
+        Ok(Err(_)) => Err(ProxyError::new(
+            ErrorKind::ConnectFailed,
+            Side::Upstream,
+            true,
+            "connection to upstream failed",
+        )),
+        Err(_) => Err(ProxyError::new(
+            ErrorKind::ConnectTimeout,
+            Side::Upstream,
+            true,
+            "connection to upstream timed out",
+        )),
+    }
+}
+
+/// A non-blocking peek: an idle connection whose peer closed reads EOF (or
+/// has unexpected bytes waiting); a live one would block.
+#[allow(unsafe_code)]
+fn peer_still_open(stream: &TcpStream) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: the fd is owned by `stream` and open for the duration of the
+    // call; the buffer is one valid, writable byte; MSG_PEEK|MSG_DONTWAIT
+    // neither consumes data nor blocks.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+}

@@ -1,0 +1,211 @@
+//! Head rewriting: the request head an upstream receives and the response
+//! head a client receives. Names and values are copied byte-exact, in
+//! order, except the headers the proxy owns: hop-by-hop headers and those
+//! named in `Connection` are removed (RFC 9110 §7.6.1), framing is written
+//! from what the proxy will actually send, `Via` gets our entry, and the
+//! `l5d-*` headers follow the listener's trust mode.
+
+use super::error::push_u64;
+use super::route::Routed;
+use crate::config::Trust;
+use crate::http1::request::{BodyFraming, HeaderKind, RequestHead, VIA_PSEUDONYM};
+use crate::http1::response::{ResponseFraming, ResponseHead};
+use std::net::IpAddr;
+
+/// Writes the upstream request head into `out` (cleared first).
+pub fn request_head(
+    head: &RequestHead,
+    buf: &[u8],
+    routed: &Routed,
+    trust: Trust,
+    peer: IpAddr,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    out.extend_from_slice(head.method.get(buf));
+    out.push(b' ');
+    let path = head.path.get(buf);
+    match routed.consume_from {
+        Some(at) => {
+            out.push(b'/');
+            out.extend_from_slice(head.target.get(buf).get(at..).unwrap_or(&[]));
+        }
+        None if path.is_empty() => out.push(b'/'),
+        None => out.extend_from_slice(path),
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut via_lines = 0usize;
+    let mut wrote_host = false;
+    for h in &head.headers {
+        let keep = match h.kind {
+            HeaderKind::Other | HeaderKind::Expect => true,
+            HeaderKind::Host => {
+                if head.authority.is_some() {
+                    false
+                } else {
+                    wrote_host = true;
+                    true
+                }
+            }
+            HeaderKind::Via => {
+                // Via lines are joined into one, with ours last.
+                via_lines += 1;
+                false
+            }
+            // Context from earlier hops travels on through mesh listeners.
+            HeaderKind::L5dCtx => trust == Trust::Mesh,
+            // linkerd neither applied nor stripped Dtab-Local inside the mesh;
+            // an edge drops it with every other routing header.
+            HeaderKind::DtabLocal => trust == Trust::Mesh,
+            HeaderKind::Forwarded => trust == Trust::Mesh,
+            HeaderKind::Connection
+            | HeaderKind::HopByHop
+            | HeaderKind::ConnectionNamed
+            | HeaderKind::ContentLength
+            | HeaderKind::TransferEncoding
+            | HeaderKind::L5dDtab
+            | HeaderKind::L5dCtxDtab
+            | HeaderKind::L5d => false,
+        };
+        if keep {
+            out.extend_from_slice(h.name.get(buf));
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(h.value.get(buf));
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if !wrote_host {
+        if let Some(host) = head.host {
+            out.extend_from_slice(b"Host: ");
+            out.extend_from_slice(host.get(buf));
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    match head.framing {
+        BodyFraming::None => {}
+        BodyFraming::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            push_u64(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    // Via: what came in, then us (RFC 9110 §7.6.3), with the protocol the
+    // request arrived in.
+    out.extend_from_slice(b"Via: ");
+    if via_lines > 0 {
+        for h in head.headers.iter().filter(|h| h.kind == HeaderKind::Via) {
+            out.extend_from_slice(h.value.get(buf));
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(if head.minor == 0 { b"1.0 " } else { b"1.1 " });
+    out.extend_from_slice(VIA_PSEUDONYM);
+    out.extend_from_slice(b"\r\n");
+    if !routed.local.is_empty() {
+        // The merged override travels on, printed canonically, so every
+        // later hop binds with it (linkerd's Dtab ClientFilter).
+        out.extend_from_slice(b"l5d-ctx-dtab: ");
+        let mut s = String::new();
+        routed.local.show_to(&mut s);
+        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let mut s = String::new();
+    out.extend_from_slice(b"l5d-dst-service: ");
+    routed.name.show_to(&mut s);
+    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(b"\r\nl5d-dst-client: ");
+    s.clear();
+    routed.bound_id.show_to(&mut s);
+    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if !routed.residual.is_empty() {
+        out.extend_from_slice(b"l5d-dst-residual: ");
+        s.clear();
+        routed.residual.show_to(&mut s);
+        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if trust == Trust::Edge {
+        // The client's own X-Forwarded-* claims were dropped; ours are what
+        // the proxy saw.
+        out.extend_from_slice(b"X-Forwarded-For: ");
+        out.extend_from_slice(peer.to_string().as_bytes());
+        out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How the proxy frames the response body it sends a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFraming {
+    None,
+    Length(u64),
+    Chunked,
+    /// Until we close the connection (HTTP/1.0 clients of chunked or
+    /// close-delimited responses, and close-delimited responses generally).
+    Close,
+}
+
+/// Decides the client framing for a response.
+pub fn client_framing(resp: &ResponseHead, client_minor: u8) -> ClientFraming {
+    match resp.framing {
+        ResponseFraming::None => ClientFraming::None,
+        ResponseFraming::Length(n) => ClientFraming::Length(n),
+        ResponseFraming::Chunked if client_minor == 1 => ClientFraming::Chunked,
+        ResponseFraming::Chunked | ResponseFraming::CloseDelimited => ClientFraming::Close,
+    }
+}
+
+/// Writes the client response head into `out` (cleared first).
+pub fn response_head(
+    resp: &ResponseHead,
+    ubuf: &[u8],
+    framing: ClientFraming,
+    trust: Trust,
+    close: bool,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_u64(out, u64::from(resp.status));
+    out.push(b' ');
+    out.extend_from_slice(resp.reason.get(ubuf));
+    out.extend_from_slice(b"\r\n");
+    let bodiless_passthrough =
+        framing == ClientFraming::None && !(100..200).contains(&resp.status) && resp.status != 204;
+    for h in &resp.headers {
+        let keep = match h.kind {
+            HeaderKind::Connection | HeaderKind::HopByHop | HeaderKind::ConnectionNamed => false,
+            // A HEAD or 304 response's length describes the body it did
+            // not send: pass it on as it came.
+            HeaderKind::ContentLength | HeaderKind::TransferEncoding => bodiless_passthrough,
+            HeaderKind::L5dDtab
+            | HeaderKind::L5dCtxDtab
+            | HeaderKind::L5dCtx
+            | HeaderKind::L5d
+            | HeaderKind::DtabLocal => trust == Trust::Mesh,
+            _ => true,
+        };
+        if keep {
+            out.extend_from_slice(h.name.get(ubuf));
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(h.value.get(ubuf));
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    match framing {
+        ClientFraming::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            push_u64(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        ClientFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        ClientFraming::None | ClientFraming::Close => {}
+    }
+    if close || framing == ClientFraming::Close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}

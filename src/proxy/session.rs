@@ -1,0 +1,649 @@
+//! One client connection: read a head, route it, forward it, respond,
+//! repeat while the connection stays alive.
+
+use super::error::{ErrorKind, ProxyError, Side, response_for, write_error_response};
+use super::pool::{Pool, UpConn, connect};
+use super::rewrite::{self, ClientFraming};
+use super::route::{Rng, route};
+use crate::config::{Router, Server};
+use crate::http1::chunked::{ChunkedDecoder, ChunkedEvent};
+use crate::http1::request::{BodyFraming, RequestHead, parse_request};
+use crate::http1::response::{ResponseFraming, ResponseHead, parse_response};
+use crate::limits::READ_BUFFER_BYTES;
+use crate::routing::{GlobalNamer, NamerSet};
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a shard owns for all its connections.
+pub struct ShardCx {
+    pub pool: Pool,
+    pub global: GlobalNamer,
+    pub namers: Box<dyn NamerSet>,
+    pub rng: RefCell<Rng>,
+    /// Set when the process is draining: connections close after their
+    /// current exchange.
+    pub draining: Cell<bool>,
+    /// Cancels the accept loops and idle keep-alive reads when draining.
+    pub idle_cancel: RefCell<monoio::io::Canceller>,
+    /// Open client connections, all listeners.
+    pub open: Cell<usize>,
+}
+
+/// What a listener's connections share.
+pub struct ListenerCx {
+    pub router: Arc<Router>,
+    pub server: Server,
+    /// Open client connections on this listener, this shard.
+    pub open: Cell<usize>,
+}
+
+/// Why a read did not produce bytes.
+enum ReadFail {
+    Eof,
+    TimedOut,
+    Io,
+}
+
+/// Reads more bytes onto the end of `buf`, within `dur`. On a timeout the
+/// buffer stays with the cancelled operation (the kernel may still write
+/// into it), so `buf` is left empty and the caller must close.
+async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    dur: Duration,
+) -> Result<usize, ReadFail> {
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(READ_BUFFER_BYTES);
+    }
+    let owned = std::mem::take(buf);
+    let (len, cap) = (owned.len(), owned.capacity());
+    match monoio::time::timeout(dur, stream.read(owned.slice_mut(len..cap))).await {
+        Ok((Ok(0), slice)) => {
+            *buf = slice.into_inner();
+            Err(ReadFail::Eof)
+        }
+        Ok((Ok(n), slice)) => {
+            *buf = slice.into_inner();
+            Ok(n)
+        }
+        Ok((Err(_), slice)) => {
+            *buf = slice.into_inner();
+            Err(ReadFail::Io)
+        }
+        Err(_) => Err(ReadFail::TimedOut),
+    }
+}
+
+/// [`read_more`] that a drain can cancel.
+async fn read_more_cancelable(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    dur: Duration,
+    handle: monoio::io::CancelHandle,
+) -> Result<usize, ReadFail> {
+    use monoio::io::CancelableAsyncReadRent;
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(READ_BUFFER_BYTES);
+    }
+    let owned = std::mem::take(buf);
+    let (len, cap) = (owned.len(), owned.capacity());
+    match monoio::time::timeout(
+        dur,
+        stream.cancelable_read(owned.slice_mut(len..cap), handle),
+    )
+    .await
+    {
+        Ok((Ok(0), slice)) => {
+            *buf = slice.into_inner();
+            Err(ReadFail::Eof)
+        }
+        Ok((Ok(n), slice)) => {
+            *buf = slice.into_inner();
+            Ok(n)
+        }
+        Ok((Err(_), slice)) => {
+            *buf = slice.into_inner();
+            Err(ReadFail::Io)
+        }
+        Err(_) => Err(ReadFail::TimedOut),
+    }
+}
+
+/// Writes all of `out` within `dur`.
+async fn write_vec(stream: &mut TcpStream, out: &mut Vec<u8>, dur: Duration) -> Result<(), ()> {
+    let owned = std::mem::take(out);
+    match monoio::time::timeout(dur, stream.write_all(owned)).await {
+        Ok((Ok(_), b)) => {
+            *out = b;
+            Ok(())
+        }
+        Ok((Err(_), b)) => {
+            *out = b;
+            Err(())
+        }
+        Err(_) => Err(()),
+    }
+}
+
+/// Writes `buf[..n]` within `dur` and removes it from `buf`: the bytes that
+/// were read are the bytes that are written.
+async fn write_front(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    n: usize,
+    dur: Duration,
+) -> Result<(), ()> {
+    let owned = std::mem::take(buf);
+    match monoio::time::timeout(dur, stream.write_all(owned.slice(0..n))).await {
+        Ok((Ok(_), slice)) => {
+            *buf = slice.into_inner();
+            buf.drain(..n);
+            Ok(())
+        }
+        Ok((Err(_), slice)) => {
+            *buf = slice.into_inner();
+            Err(())
+        }
+        Err(_) => Err(()),
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    peer: SocketAddr,
+}
+
+/// Serves one client connection until it closes, fails, times out, or the
+/// shard drains.
+pub async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shard: Rc<ShardCx>,
+    lis: Rc<ListenerCx>,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut c = Client {
+        stream,
+        buf: Vec::with_capacity(READ_BUFFER_BYTES),
+        out: Vec::with_capacity(1024),
+        peer,
+    };
+    loop {
+        let head = match read_head(&mut c, &lis, &shard).await {
+            Ok(Some(h)) => h,
+            Ok(None) => return,
+            Err(e) => {
+                respond_error(&mut c, &e, true, &lis).await;
+                return;
+            }
+        };
+        match exchange(&mut c, head, &shard, &lis).await {
+            Ok(true) if !shard.draining.get() => {}
+            Ok(_) => return,
+            Err(Abort::Respond(e, close)) => {
+                let close = close || shard.draining.get();
+                respond_error(&mut c, &e, close, &lis).await;
+                if close || response_for(&e).close {
+                    return;
+                }
+            }
+            Err(Abort::Close) => return,
+        }
+    }
+}
+
+async fn respond_error(c: &mut Client, e: &ProxyError, close: bool, lis: &ListenerCx) {
+    write_error_response(e, close, &mut c.out);
+    let _ = write_vec(&mut c.stream, &mut c.out, lis.router.timeouts.body_idle).await;
+}
+
+/// The `read_head` phase. `Ok(None)`: the client closed or went idle.
+async fn read_head(
+    c: &mut Client,
+    lis: &ListenerCx,
+    shard: &ShardCx,
+) -> Result<Option<RequestHead>, ProxyError> {
+    let t = &lis.router.timeouts;
+    let mut scanned = 0;
+    // The header deadline runs from the first byte of the request and is
+    // never extended by further bytes, so trickling cannot hold a
+    // connection open (slowloris).
+    let mut deadline: Option<monoio::time::Instant> = None;
+    loop {
+        if !c.buf.is_empty() {
+            if let Some(h) = parse_request(&c.buf, &mut scanned, &lis.router.limits)? {
+                return Ok(Some(h));
+            }
+            deadline.get_or_insert_with(|| monoio::time::Instant::now() + t.header_read);
+        }
+        let wait = match deadline {
+            None => t.idle,
+            Some(d) => d.saturating_duration_since(monoio::time::Instant::now()),
+        };
+        if wait.is_zero() {
+            return Err(ProxyError::client(
+                ErrorKind::HeadTimeout,
+                "request head timed out",
+            ));
+        }
+        let read = if deadline.is_none() {
+            // Idle between requests: a drain cancels this read.
+            let handle = shard.idle_cancel.borrow().handle();
+            read_more_cancelable(&mut c.stream, &mut c.buf, wait, handle).await
+        } else {
+            read_more(&mut c.stream, &mut c.buf, wait).await
+        };
+        match read {
+            Ok(_) => {}
+            Err(ReadFail::TimedOut) if deadline.is_some() => {
+                return Err(ProxyError::client(
+                    ErrorKind::HeadTimeout,
+                    "request head timed out",
+                ));
+            }
+            // Idle keep-alive connections and clients that leave are not
+            // errors.
+            Err(_) => return Ok(None),
+        }
+    }
+}
+
+/// How an exchange ends early.
+enum Abort {
+    /// Nothing was sent to the client yet: answer with this error.
+    Respond(ProxyError, bool),
+    /// A response is under way or the client is gone: close.
+    Close,
+}
+
+/// The `route`, `forward` and `respond` phases for one request. Returns
+/// whether the client connection may carry another request.
+async fn exchange(
+    c: &mut Client,
+    head: RequestHead,
+    shard: &ShardCx,
+    lis: &ListenerCx,
+) -> Result<bool, Abort> {
+    let t = lis.router.timeouts;
+    let has_body = head.framing != BodyFraming::None;
+    let routed = {
+        let mut rng = shard.rng.borrow_mut();
+        route(
+            &lis.router,
+            lis.server.trust,
+            &head,
+            &c.buf,
+            shard.namers.as_ref(),
+            &shard.global,
+            &mut rng,
+        )
+    };
+    // An unread body would be parsed as the next request: close instead.
+    let routed = routed.map_err(|e| Abort::Respond(e, has_body))?;
+    if head.framing == BodyFraming::Chunked {
+        // Refuse a malformed chunked body already in hand before any of the
+        // request reaches an upstream.
+        let mut probe = ChunkedDecoder::new(lis.router.limits.body_bytes_max);
+        let mut at = head.head_len;
+        while at < c.buf.len() {
+            match probe.decode(&c.buf[at..]) {
+                Ok((n, ev)) => {
+                    at += n;
+                    if matches!(ev, Some(ChunkedEvent::Done)) || n == 0 {
+                        break;
+                    }
+                }
+                Err(e) => return Err(Abort::Respond(chunked_error(e), true)),
+            }
+        }
+    }
+    rewrite::request_head(
+        &head,
+        &c.buf,
+        &routed,
+        lis.server.trust,
+        c.peer.ip(),
+        &mut c.out,
+    );
+    let keep_alive = head.keep_alive;
+    let is_head = head.is_head(&c.buf);
+    let minor = head.minor;
+    c.buf.drain(..head.head_len);
+
+    let mut up = match shard.pool.take(routed.addr) {
+        Some(u) => u,
+        None => connect(routed.addr, t.connect)
+            .await
+            .map_err(|e| Abort::Respond(e, has_body))?,
+    };
+    // A pooled connection the peer closed between our check and our write
+    // fails the write: the request was never written, so one retry on a
+    // fresh connection is safe.
+    if write_vec(&mut up.stream, &mut c.out, t.body_idle)
+        .await
+        .is_err()
+    {
+        if !up.reused {
+            return Err(Abort::Respond(upstream_reset(true), has_body));
+        }
+        up = connect(routed.addr, t.connect)
+            .await
+            .map_err(|e| Abort::Respond(e, has_body))?;
+        if write_vec(&mut up.stream, &mut c.out, t.body_idle)
+            .await
+            .is_err()
+        {
+            return Err(Abort::Respond(upstream_reset(true), has_body));
+        }
+    }
+
+    let mut body_sent = !has_body;
+    let mut client_body_consumed = !has_body;
+    let mut early: Option<ResponseHead> = None;
+    if has_body && head.expect_continue {
+        // Relay the upstream's 100 Continue, or its final answer without
+        // sending the body (RFC 9110 §10.1.1).
+        let r = read_response_head(&mut up, is_head, t.response_head)
+            .await
+            .map_err(|e| Abort::Respond(e, true))?;
+        if r.status == 100 {
+            up.buf.drain(..r.head_len);
+            c.out.clear();
+            c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            write_vec(&mut c.stream, &mut c.out, t.body_idle)
+                .await
+                .map_err(|()| Abort::Close)?;
+        } else {
+            early = Some(r);
+        }
+    }
+    if early.is_none() && has_body {
+        match head.framing {
+            BodyFraming::Length(n) => {
+                forward_length(&mut c.stream, &mut c.buf, &mut up.stream, n, t.body_idle)
+                    .await
+                    .map_err(|f| body_abort(f, false))?
+            }
+            BodyFraming::Chunked => forward_chunked(
+                &mut c.stream,
+                &mut c.buf,
+                &mut up.stream,
+                &mut c.out,
+                true,
+                lis.router.limits.body_bytes_max,
+                t.body_idle,
+            )
+            .await
+            .map_err(|f| body_abort(f, false))?,
+            BodyFraming::None => {}
+        }
+        body_sent = true;
+        client_body_consumed = true;
+    }
+
+    let resp = match early {
+        Some(r) => r,
+        None => loop {
+            let r = match read_response_head(&mut up, is_head, t.response_head).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let close = !client_body_consumed;
+                    return Err(Abort::Respond(e, close));
+                }
+            };
+            if r.is_interim() {
+                // Other interim responses (102, 103) are not relayed.
+                up.buf.drain(..r.head_len);
+                continue;
+            }
+            break r;
+        },
+    };
+    let framing = rewrite::client_framing(&resp, minor);
+    let close_after = !keep_alive
+        || framing == ClientFraming::Close
+        || !client_body_consumed
+        || shard.draining.get();
+    rewrite::response_head(
+        &resp,
+        &up.buf,
+        framing,
+        lis.server.trust,
+        close_after,
+        &mut c.out,
+    );
+    let upstream_reusable = resp.reusable && body_sent;
+    up.buf.drain(..resp.head_len);
+    write_vec(&mut c.stream, &mut c.out, t.body_idle)
+        .await
+        .map_err(|()| Abort::Close)?;
+    let complete = match resp.framing {
+        ResponseFraming::None => true,
+        ResponseFraming::Length(n) => {
+            forward_length(&mut up.stream, &mut up.buf, &mut c.stream, n, t.body_idle)
+                .await
+                .is_ok()
+        }
+        ResponseFraming::Chunked => forward_chunked(
+            &mut up.stream,
+            &mut up.buf,
+            &mut c.stream,
+            &mut c.out,
+            framing == ClientFraming::Chunked,
+            u64::MAX,
+            t.body_idle,
+        )
+        .await
+        .is_ok(),
+        ResponseFraming::CloseDelimited => {
+            forward_until_eof(&mut up.stream, &mut up.buf, &mut c.stream, t.body_idle).await;
+            return Ok(false);
+        }
+    };
+    if !complete {
+        return Err(Abort::Close);
+    }
+    if upstream_reusable && !shard.draining.get() {
+        shard.pool.put(up);
+    }
+    Ok(!close_after)
+}
+
+fn upstream_reset(retryable: bool) -> ProxyError {
+    ProxyError::new(
+        ErrorKind::UpstreamReset,
+        Side::Upstream,
+        retryable,
+        "upstream connection closed",
+    )
+}
+
+fn chunked_error(e: crate::http1::ChunkedError) -> ProxyError {
+    if e.too_large {
+        ProxyError::client(ErrorKind::BodyTooLarge, e.reason)
+    } else {
+        ProxyError::client(ErrorKind::BadBody, e.reason)
+    }
+}
+
+/// Why body forwarding stopped.
+enum BodyFail {
+    /// The reading side closed or failed.
+    SourceGone,
+    SourceTimedOut,
+    /// The writing side failed.
+    SinkGone,
+    Malformed(crate::http1::ChunkedError),
+}
+
+/// A request body that did not arrive whole: answer if we can, and never
+/// reuse the upstream connection (it has a partial request).
+fn body_abort(f: BodyFail, _response_started: bool) -> Abort {
+    match f {
+        BodyFail::SourceTimedOut => Abort::Respond(
+            ProxyError::client(ErrorKind::BodyTimeout, "request body timed out"),
+            true,
+        ),
+        BodyFail::Malformed(e) => Abort::Respond(chunked_error(e), true),
+        BodyFail::SinkGone => Abort::Respond(upstream_reset(false), true),
+        BodyFail::SourceGone => Abort::Close,
+    }
+}
+
+/// Reads a response head from the upstream.
+async fn read_response_head(
+    up: &mut UpConn,
+    is_head: bool,
+    dur: Duration,
+) -> Result<ResponseHead, ProxyError> {
+    let deadline = monoio::time::Instant::now() + dur;
+    loop {
+        if !up.buf.is_empty() {
+            match parse_response(&up.buf, is_head) {
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(ProxyError::new(
+                        ErrorKind::BadResponse,
+                        Side::Upstream,
+                        false,
+                        e.0,
+                    ));
+                }
+            }
+        }
+        let wait = deadline.saturating_duration_since(monoio::time::Instant::now());
+        match read_more(&mut up.stream, &mut up.buf, wait).await {
+            Ok(_) => {}
+            Err(ReadFail::TimedOut) => {
+                return Err(ProxyError::new(
+                    ErrorKind::ResponseTimeout,
+                    Side::Upstream,
+                    false,
+                    "upstream response timed out",
+                ));
+            }
+            Err(_) => return Err(upstream_reset(false)),
+        }
+    }
+}
+
+/// Forwards exactly `n` body bytes, starting with those already in `buf`;
+/// bytes beyond them stay in `buf` (the next pipelined request).
+async fn forward_length(
+    src: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    dst: &mut TcpStream,
+    mut n: u64,
+    dur: Duration,
+) -> Result<(), BodyFail> {
+    while n > 0 {
+        if buf.is_empty() {
+            read_more(src, buf, dur).await.map_err(|f| match f {
+                ReadFail::TimedOut => BodyFail::SourceTimedOut,
+                _ => BodyFail::SourceGone,
+            })?;
+        }
+        let take = (buf.len() as u64).min(n) as usize;
+        write_front(dst, buf, take, dur)
+            .await
+            .map_err(|()| BodyFail::SinkGone)?;
+        n -= take as u64;
+    }
+    Ok(())
+}
+
+/// Decodes a chunked body from `src` and writes it to `dst`, re-chunked
+/// (with clean framing: no extensions, no trailers) or raw.
+async fn forward_chunked(
+    src: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    dst: &mut TcpStream,
+    out: &mut Vec<u8>,
+    rechunk: bool,
+    max: u64,
+    dur: Duration,
+) -> Result<(), BodyFail> {
+    let mut dec = ChunkedDecoder::new(max);
+    loop {
+        let (n, ev) = dec.decode(buf).map_err(BodyFail::Malformed)?;
+        match ev {
+            Some(ChunkedEvent::Data { start, end }) => {
+                out.clear();
+                if rechunk {
+                    push_hex(out, (end - start) as u64);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(&buf[start..end]);
+                if rechunk {
+                    out.extend_from_slice(b"\r\n");
+                }
+                buf.drain(..n);
+                write_vec(dst, out, dur)
+                    .await
+                    .map_err(|()| BodyFail::SinkGone)?;
+            }
+            Some(ChunkedEvent::Done) => {
+                buf.drain(..n);
+                if rechunk {
+                    out.clear();
+                    out.extend_from_slice(b"0\r\n\r\n");
+                    write_vec(dst, out, dur)
+                        .await
+                        .map_err(|()| BodyFail::SinkGone)?;
+                }
+                return Ok(());
+            }
+            None => {
+                buf.drain(..n);
+                read_more(src, buf, dur).await.map_err(|f| match f {
+                    ReadFail::TimedOut => BodyFail::SourceTimedOut,
+                    _ => BodyFail::SourceGone,
+                })?;
+            }
+        }
+    }
+}
+
+/// Forwards everything until the source closes.
+async fn forward_until_eof(
+    src: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    dst: &mut TcpStream,
+    dur: Duration,
+) {
+    loop {
+        if !buf.is_empty() {
+            let n = buf.len();
+            if write_front(dst, buf, n, dur).await.is_err() {
+                return;
+            }
+        }
+        if read_more(src, buf, dur).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn push_hex(out: &mut Vec<u8>, mut n: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = HEX[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}

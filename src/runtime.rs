@@ -1,0 +1,320 @@
+//! Shards: one thread per core, pinned, each with its own monoio runtime and
+//! its own `SO_REUSEPORT` listeners; the IO driver choice; graceful drain.
+//!
+//! Listeners are bound by the main thread before any shard starts, so a bad
+//! address fails start-up with its name, and every shard of a listener
+//! shares the port (an ephemeral port is resolved once, then reused).
+
+use crate::config::{Config, DriverChoice, Router, Server};
+use crate::proxy::route::Rng;
+use crate::proxy::session::{ListenerCx, ShardCx, serve_connection};
+use crate::routing::{GlobalNamer, NoNamers};
+use futures_channel::oneshot;
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The IO driver a shard runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    IoUring,
+    Epoll,
+}
+
+impl std::fmt::Display for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Driver::IoUring => "io_uring",
+            Driver::Epoll => "epoll",
+        })
+    }
+}
+
+/// A listener bound for one router, one socket per shard.
+pub struct BoundListener {
+    pub router: Arc<Router>,
+    pub server: Server,
+    pub addr: SocketAddr,
+    sockets: Vec<std::net::TcpListener>,
+}
+
+/// Binds every server of every router, `shards` sockets each.
+pub fn bind_all(config: &Config, shards: usize) -> Result<Vec<BoundListener>, String> {
+    let mut out = Vec::new();
+    for router in &config.routers {
+        for server in &router.servers {
+            let mut addr = server.addr;
+            let mut sockets = Vec::with_capacity(shards);
+            for _ in 0..shards {
+                let s = bind_reuseport(addr).map_err(|e| {
+                    format!("router {:?}: cannot listen on {addr}: {e}", router.label)
+                })?;
+                if addr.port() == 0 {
+                    addr = s.local_addr().map_err(|e| e.to_string())?;
+                }
+                sockets.push(s);
+            }
+            out.push(BoundListener {
+                router: router.clone(),
+                server: server.clone(),
+                addr,
+                sockets,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
+/// The CPUs shards run on: the process's affinity mask, or the first
+/// `count` of it.
+pub fn shard_cpus(count: Option<usize>) -> Vec<Option<core_affinity::CoreId>> {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let n = count.unwrap_or(cores.len().max(1));
+    (0..n)
+        .map(|i| {
+            if cores.is_empty() {
+                None
+            } else {
+                Some(cores[i % cores.len()])
+            }
+        })
+        .collect()
+}
+
+/// A running proxy.
+pub struct Running {
+    pub listeners: Vec<(String, SocketAddr)>,
+    pub driver: Driver,
+    drains: Vec<oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts draining: no new connections; in-flight exchanges finish;
+    /// idle keep-alive connections close. Returns when every shard is done
+    /// or the drain deadline passed.
+    pub fn shutdown(self) {
+        for d in self.drains {
+            let _ = d.send(());
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the shards. Fails (before any shard runs) if a listener cannot be
+/// bound or the chosen driver is unavailable.
+pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
+    let cpus = shard_cpus(config.shards);
+    let chosen = choose_driver(driver)?;
+    let bound = bind_all(&config, cpus.len())?;
+    let listeners = bound
+        .iter()
+        .map(|b| (b.router.label.clone(), b.addr))
+        .collect();
+    let mut per_shard: Vec<Vec<(std::net::TcpListener, Arc<Router>, Server)>> =
+        (0..cpus.len()).map(|_| Vec::new()).collect();
+    for b in bound {
+        for (i, s) in b.sockets.into_iter().enumerate() {
+            per_shard[i].push((s, b.router.clone(), b.server.clone()));
+        }
+    }
+    let mut drains = Vec::new();
+    let mut threads = Vec::new();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    for (i, (cpu, lis)) in cpus.into_iter().zip(per_shard).enumerate() {
+        let (tx, rx) = oneshot::channel();
+        drains.push(tx);
+        let drain_timeout = config.drain_timeout;
+        let ready = ready_tx.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("shard-{i}"))
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    core_affinity::set_for_current(cpu);
+                }
+                run_shard(i, chosen, lis, rx, drain_timeout, ready);
+            })
+            .map_err(|e| format!("cannot start shard {i}: {e}"))?;
+        threads.push(t);
+    }
+    drop(ready_tx);
+    for _ in 0..threads.len() {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("a shard exited during start-up".into()),
+        }
+    }
+    Ok(Running {
+        listeners,
+        driver: chosen,
+        drains,
+        threads,
+    })
+}
+
+/// io_uring unless told otherwise or unavailable: the probe can pass while
+/// building a ring still fails (seccomp, `kernel.io_uring_disabled`,
+/// memlock limits), so the choice is confirmed by building one.
+pub fn choose_driver(choice: DriverChoice) -> Result<Driver, String> {
+    match choice {
+        DriverChoice::Epoll => Ok(Driver::Epoll),
+        DriverChoice::IoUring | DriverChoice::Auto => {
+            let works = monoio::utils::detect_uring()
+                && monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                    .build()
+                    .is_ok();
+            match (works, choice) {
+                (true, _) => Ok(Driver::IoUring),
+                (false, DriverChoice::IoUring) => Err(
+                    "runtime.driver is io_uring, but io_uring is unavailable or denied here".into(),
+                ),
+                (false, _) => {
+                    tracing::warn!("io_uring is unavailable or denied; falling back to epoll");
+                    Ok(Driver::Epoll)
+                }
+            }
+        }
+    }
+}
+
+type ShardListeners = Vec<(std::net::TcpListener, Arc<Router>, Server)>;
+
+fn run_shard(
+    id: usize,
+    driver: Driver,
+    listeners: ShardListeners,
+    drain: oneshot::Receiver<()>,
+    drain_timeout: Duration,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let fut = shard_main(id, listeners, drain, drain_timeout, ready.clone());
+    let built = match driver {
+        Driver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .enable_timer()
+            .build()
+            .map(|mut rt| rt.block_on(fut)),
+        Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(|mut rt| rt.block_on(fut)),
+    };
+    if let Err(e) = built {
+        let _ = ready.send(Err(format!(
+            "shard {id}: cannot build the {driver} runtime: {e}"
+        )));
+    }
+}
+
+async fn shard_main(
+    id: usize,
+    listeners: ShardListeners,
+    drain: oneshot::Receiver<()>,
+    drain_timeout: Duration,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let shard = Rc::new(ShardCx {
+        pool: Default::default(),
+        global: GlobalNamer::new(),
+        namers: Box::new(NoNamers),
+        rng: RefCell::new(Rng::new(0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1))),
+        draining: Cell::new(false),
+        idle_cancel: RefCell::new(monoio::io::Canceller::new()),
+        open: Cell::new(0),
+    });
+    let mut accept_tasks = Vec::new();
+    for (std_listener, router, server) in listeners {
+        let listener = match monoio::net::TcpListener::from_std(std_listener) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(format!("shard {id}: listener: {e}")));
+                return;
+            }
+        };
+        let lis = Rc::new(ListenerCx {
+            router,
+            server,
+            open: Cell::new(0),
+        });
+        accept_tasks.push(monoio::spawn(accept_loop(listener, lis, shard.clone())));
+    }
+    let _ = ready.send(Ok(()));
+    // Runs until the process asks this shard to drain.
+    let _ = drain.await;
+    shard.draining.set(true);
+    let old = shard.idle_cancel.replace(monoio::io::Canceller::new());
+    // Stops the accept loops and every connection waiting idle for its next
+    // request; exchanges in flight continue.
+    drop(old.cancel());
+    for t in accept_tasks {
+        t.await;
+    }
+    let deadline = monoio::time::Instant::now() + drain_timeout;
+    while shard.open.get() > 0 && monoio::time::Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shard.pool.clear();
+    if shard.open.get() > 0 {
+        tracing::warn!(
+            shard = id,
+            open = shard.open.get(),
+            "drain deadline passed; closing connections"
+        );
+    }
+}
+
+async fn accept_loop(listener: monoio::net::TcpListener, lis: Rc<ListenerCx>, shard: Rc<ShardCx>) {
+    loop {
+        let handle = shard.idle_cancel.borrow().handle();
+        let accepted = listener.cancelable_accept(handle).await;
+        if shard.draining.get() {
+            return;
+        }
+        match accepted {
+            Ok((stream, peer)) => {
+                if lis.open.get() >= lis.server.connections_max {
+                    // Full: refuse cleanly rather than queue without bound.
+                    monoio::spawn(refuse(stream));
+                    continue;
+                }
+                lis.open.set(lis.open.get() + 1);
+                shard.open.set(shard.open.get() + 1);
+                let (lis2, shard2) = (lis.clone(), shard.clone());
+                monoio::spawn(async move {
+                    serve_connection(stream, peer, shard2.clone(), lis2.clone()).await;
+                    lis2.open.set(lis2.open.get() - 1);
+                    shard2.open.set(shard2.open.get() - 1);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and similar: back off briefly
+                // instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                monoio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn refuse(mut stream: monoio::net::TcpStream) {
+    use monoio::io::AsyncWriteRentExt;
+    let msg: &'static [u8] =
+        b"HTTP/1.1 503 Service Unavailable\r\nl5d-err: connection%20limit%20reached\r\n\
+l5d-retryable: true\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(msg)).await;
+}
