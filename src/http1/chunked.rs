@@ -396,7 +396,7 @@ mod tests {
         let mut d = ChunkedDecoder::new(10);
         assert!(d.decode(b"a\r\n").is_ok());
         let mut d = ChunkedDecoder::new(10);
-        assert_eq!(d.decode(b"b\r\n").unwrap_err().too_large, true);
+        assert!(d.decode(b"b\r\n").unwrap_err().too_large);
         let ext_at = format!(
             "1;{}\r\nx\r\n0\r\n\r\n",
             "a".repeat(CHUNK_EXT_BYTES_MAX - 1)

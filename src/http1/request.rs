@@ -448,7 +448,7 @@ pub fn parse_request(
         target: target_span,
         path,
         authority,
-        minor: minor as u8,
+        minor,
         headers,
         framing,
         keep_alive,

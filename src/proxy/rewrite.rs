@@ -74,12 +74,10 @@ pub fn request_head(
             out.extend_from_slice(b"\r\n");
         }
     }
-    if !wrote_host {
-        if let Some(host) = head.host {
-            out.extend_from_slice(b"Host: ");
-            out.extend_from_slice(host.get(buf));
-            out.extend_from_slice(b"\r\n");
-        }
+    if !wrote_host && let Some(host) = head.host {
+        out.extend_from_slice(b"Host: ");
+        out.extend_from_slice(host.get(buf));
+        out.extend_from_slice(b"\r\n");
     }
     match head.framing {
         BodyFraming::None => {}

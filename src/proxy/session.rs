@@ -286,8 +286,14 @@ async fn exchange(
             &mut rng,
         )
     };
-    // An unread body would be parsed as the next request: close instead.
-    let routed = routed.map_err(|e| Abort::Respond(e, has_body))?;
+    let routed = match routed {
+        Ok(r) => r,
+        Err(e) => {
+            c.buf.drain(..head.head_len);
+            // An unread body would be parsed as the next request: close.
+            return Err(Abort::Respond(e, has_body));
+        }
+    };
     if head.framing == BodyFraming::Chunked {
         // Refuse a malformed chunked body already in hand before any of the
         // request reaches an upstream.

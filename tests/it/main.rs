@@ -1,6 +1,11 @@
 //! Switchyard's integration tests: one binary, shared helpers.
+//!
+//! Test code is not shard code: it sleeps to pace slow clients and shares
+//! recordings between threads behind mutexes.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod cli;
 mod dtab_conformance;
 mod fuzz_corpus;
+mod proxy;
 mod support;

@@ -1,0 +1,283 @@
+//! The data plane over real sockets, under each IO driver.
+
+use crate::support::{Client, Proxy, Reply, Upstream, drivers, get};
+use std::time::Duration;
+
+fn mesh_config(upstream: &Upstream, extra: &str) -> String {
+    format!(
+        "routers:\n- protocol: http\n  label: out\n  dtab: |\n    /svc => /$/inet/127.0.0.1/{};\n  servers:\n  - port: 0\n{extra}",
+        upstream.addr.port()
+    )
+}
+
+#[test]
+fn forwards_and_keeps_alive() {
+    for driver in drivers() {
+        let up = Upstream::start(Reply::Describe("up"));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        assert_eq!(px.driver, driver);
+        let mut c = Client::connect(px.addr("out"));
+        for path in ["/one", "/two?x=1"] {
+            c.send(
+                format!("GET {path} HTTP/1.1\r\nHost: web\r\nX-Custom:  keep me \r\n\r\n")
+                    .as_bytes(),
+            );
+            let r = c.response().expect("response");
+            assert_eq!(r.status, 200, "{driver}");
+            assert!(
+                r.text().starts_with(&format!("up: GET {path}")),
+                "{}",
+                r.text()
+            );
+            assert!(
+                r.text().contains("l5d-dst-service=/svc/web"),
+                "{}",
+                r.text()
+            );
+            assert!(
+                r.text().contains("l5d-dst-client=/$/inet/127.0.0.1/"),
+                "{}",
+                r.text()
+            );
+        }
+        let seen = up.all_text();
+        assert_eq!(
+            up.connections.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "upstream connection reused"
+        );
+        assert!(seen.contains("X-Custom: keep me\r\n"), "{seen}");
+        assert!(seen.contains("Via: 1.1 switchyard\r\n"), "{seen}");
+    }
+}
+
+#[test]
+fn chunked_both_ways_and_pipelining() {
+    for driver in drivers() {
+        let up = Upstream::start(Reply::EchoChunked);
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let mut c = Client::connect(px.addr("out"));
+        // Two pipelined requests in one write: a chunked one (with an
+        // extension, which is dropped) and one with Content-Length.
+        c.send(
+            b"POST /a HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n\
+              POST /b HTTP/1.1\r\nHost: web\r\nContent-Length: 3\r\n\r\nabc",
+        );
+        let r1 = c.response().expect("first");
+        assert_eq!(r1.text(), "hello world", "{driver}");
+        assert_eq!(r1.header("transfer-encoding"), Some("chunked"));
+        let r2 = c.response().expect("second");
+        assert_eq!(r2.text(), "abc");
+        let seen = up.all_text();
+        assert!(
+            !seen.contains("ext=1"),
+            "extensions are not forwarded: {seen}"
+        );
+        assert!(
+            !seen.contains("X-Trailer"),
+            "trailers are not forwarded: {seen}"
+        );
+    }
+}
+
+#[test]
+fn overrides_on_mesh_listeners() {
+    for driver in drivers() {
+        let v1 = Upstream::start(Reply::Describe("v1"));
+        let v2 = Upstream::start(Reply::Describe("v2"));
+        let yaml = format!(
+            "routers:\n- protocol: http\n  label: out\n  dtab: |\n    /srv/v1 => /$/inet/127.0.0.1/{};\n    /srv/v2 => /$/inet/127.0.0.1/{};\n    /host/world => /srv/v1;\n    /svc => /host;\n  servers:\n  - port: 0\n",
+            v1.addr.port(),
+            v2.addr.port()
+        );
+        let px = Proxy::start(&yaml, driver);
+        let a = px.addr("out");
+        assert!(
+            get(a, "GET / HTTP/1.1\r\nHost: world\r\n\r\n")
+                .text()
+                .starts_with("v1:")
+        );
+        let r = get(
+            a,
+            "GET / HTTP/1.1\r\nHost: world\r\nl5d-dtab: /host/world => /srv/v2;\r\n\r\n",
+        );
+        assert!(r.text().starts_with("v2:"), "{}", r.text());
+        // The override travels on as canonical l5d-ctx-dtab; l5d-dtab does not.
+        assert!(
+            r.text().contains("l5d-ctx-dtab=/host/world=>/srv/v2"),
+            "{}",
+            r.text()
+        );
+        assert!(
+            !v2.all_text().to_ascii_lowercase().contains("l5d-dtab:"),
+            "{}",
+            v2.all_text()
+        );
+        // Context from an earlier hop is honoured too.
+        let r = get(
+            a,
+            "GET / HTTP/1.1\r\nHost: world\r\nl5d-ctx-dtab: /host/world=>/srv/v2\r\n\r\n",
+        );
+        assert!(r.text().starts_with("v2:"), "{}", r.text());
+        // A malformed override is a 400 with l5d-err, and the connection
+        // stays usable.
+        let mut c = Client::connect(a);
+        c.send(b"GET / HTTP/1.1\r\nHost: world\r\nl5d-dtab: /a=>/b,/c=>/d\r\n\r\n");
+        let r = c.response().unwrap();
+        assert_eq!(r.status, 400);
+        assert!(r.header("l5d-err").is_some());
+        c.send(b"GET / HTTP/1.1\r\nHost: world\r\n\r\n");
+        assert!(c.response().unwrap().text().starts_with("v1:"));
+    }
+}
+
+#[test]
+fn edge_listeners_strip_routing_headers() {
+    let up = Upstream::start(Reply::Describe("up"));
+    let yaml = format!(
+        "routers:\n- protocol: http\n  label: edge\n  dtab: /svc => /$/inet/127.0.0.1/{};\n  servers:\n  - port: 0\n    trust: edge\n",
+        up.addr.port()
+    );
+    for driver in drivers() {
+        let px = Proxy::start(&yaml, driver);
+        let r = get(
+            px.addr("edge"),
+            "GET / HTTP/1.1\r\nHost: web\r\nl5d-dtab: /svc=>/$/inet/127.0.0.1/1\r\nL5D-CTX-DTAB: /a=>/b\r\n\
+             l5d-ctx-trace: x\r\nDtab-Local: /c=>/d\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n",
+        );
+        assert_eq!(r.status, 200, "the override was not applied");
+        let seen = up.all_text().to_ascii_lowercase();
+        assert!(
+            !seen.contains("l5d-dtab") && !seen.contains("l5d-ctx") && !seen.contains("dtab-local"),
+            "{seen}"
+        );
+        assert!(!seen.contains("6.6.6.6"), "{seen}");
+        assert!(seen.contains("x-forwarded-for: 127.0.0.1"), "{seen}");
+    }
+}
+
+#[test]
+fn errors_map_to_linkerd_statuses() {
+    for driver in drivers() {
+        let up = Upstream::start(Reply::Fixed("ok"));
+        let yaml = format!(
+            "routers:\n- protocol: http\n  label: out\n  dtab: |\n    /svc/web => /$/inet/127.0.0.1/{};\n    /svc/dead => /$/inet/127.0.0.1/1;\n    /svc/loop => /svc/loop/x;\n  servers:\n  - port: 0\n",
+            up.addr.port()
+        );
+        let px = Proxy::start(&yaml, driver);
+        let a = px.addr("out");
+        let r = get(a, "GET / HTTP/1.1\r\nHost: nowhere\r\n\r\n");
+        assert_eq!(r.status, 502, "{driver}");
+        assert_eq!(r.header("l5d-retryable"), Some("true"));
+        assert_eq!(get(a, "GET / HTTP/1.1\r\nHost: dead\r\n\r\n").status, 502);
+        assert_eq!(get(a, "GET / HTTP/1.1\r\nHost: loop\r\n\r\n").status, 502);
+        assert_eq!(get(a, "GET / HTTP/1.1\r\nHost:\r\n\r\n").status, 400);
+        let mut c = Client::connect(a);
+        c.send(b"GET / HTTP/1.1\r\nHost: web\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+        let r = c.response().unwrap();
+        assert_eq!(r.status, 400);
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(c.closed_within(Duration::from_secs(5)));
+        let long = format!("GET /{} HTTP/1.1\r\nHost: web\r\n\r\n", "a".repeat(9000));
+        assert_eq!(get(a, &long).status, 414);
+        assert!(
+            up.all_text().is_empty(),
+            "nothing reached the upstream: {}",
+            up.all_text()
+        );
+    }
+}
+
+#[test]
+fn slow_heads_time_out() {
+    let up = Upstream::start(Reply::Fixed("ok"));
+    let extra = "  timeouts:\n    headerReadTimeoutMs: 200\n    idleTimeoutMs: 300\n";
+    for driver in drivers() {
+        let px = Proxy::start(&mesh_config(&up, extra), driver);
+        // Trickling does not extend the header deadline.
+        let mut c = Client::connect(px.addr("out"));
+        let started = std::time::Instant::now();
+        for b in b"GET / HTTP/1.1\r\nHost: w" {
+            if c.stream.write_all_check(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        assert!(c.closed_within(Duration::from_secs(3)), "{driver}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        // An idle keep-alive connection is closed.
+        let mut c = Client::connect(px.addr("out"));
+        c.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        assert_eq!(c.response().unwrap().status, 200);
+        assert!(c.closed_within(Duration::from_secs(3)));
+    }
+}
+
+trait WriteCheck {
+    fn write_all_check(&mut self, b: &[u8]) -> std::io::Result<()>;
+}
+
+impl WriteCheck for std::net::TcpStream {
+    fn write_all_check(&mut self, b: &[u8]) -> std::io::Result<()> {
+        std::io::Write::write_all(self, b)
+    }
+}
+
+#[test]
+fn drains_on_sigterm() {
+    for driver in drivers() {
+        let up = Upstream::start(Reply::Slow(Duration::from_millis(400), "slow ok"));
+        let mut px = Proxy::start(&mesh_config(&up, ""), driver);
+        let a = px.addr("out");
+        let mut idle = Client::connect(a);
+        idle.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        let first = idle.response();
+        assert_eq!(first.map(|r| r.status), Some(200), "{driver}: {}", px.log());
+        let mut busy = Client::connect(a);
+        busy.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        std::thread::sleep(Duration::from_millis(100));
+        let stopper = std::thread::spawn(move || px.stop());
+        // The request in flight completes; the connection then closes.
+        let r = busy.response().expect("in-flight request completes");
+        assert_eq!(r.text(), "slow ok");
+        assert!(
+            idle.closed_within(Duration::from_secs(5)),
+            "idle keep-alive connection closed"
+        );
+        assert_eq!(stopper.join().unwrap(), Some(0), "exit 0 after draining");
+    }
+}
+
+#[test]
+fn upstream_framing_is_checked() {
+    for driver in drivers() {
+        // Content-Length with Transfer-Encoding: chunked wins, the length is
+        // dropped, and the connection is not reused.
+        let up = Upstream::start(Reply::Raw(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 30\r\n\r\n0\r\n\r\nResponse splitting attach",
+        ));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let mut c = Client::connect(px.addr("out"));
+        c.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        let r = c.response().unwrap();
+        assert_eq!(r.status, 200, "{driver}");
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("content-length"), None);
+        c.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        let _ = c.response();
+        assert_eq!(
+            up.connections.load(std::sync::atomic::Ordering::Relaxed),
+            2,
+            "not reused"
+        );
+
+        // Conflicting lengths: 502.
+        let up = Upstream::start(Reply::Raw(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 10\r\n\r\nhello",
+        ));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let r = get(px.addr("out"), "GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        assert_eq!(r.status, 502);
+        assert!(r.header("l5d-err").is_some());
+    }
+}
