@@ -105,6 +105,7 @@ struct RawTimeouts {
     connect_timeout_ms: Option<u64>,
     response_head_timeout_ms: Option<u64>,
     body_idle_timeout_ms: Option<u64>,
+    expect_continue_timeout_ms: Option<u64>,
 }
 
 /// Which IO driver shards use.
@@ -154,6 +155,9 @@ pub struct Timeouts {
     pub response_head: Duration,
     /// Longest wait for any one body read or write, either side.
     pub body_idle: Duration,
+    /// How long a request with `Expect: 100-continue` waits for the
+    /// upstream's 100 before its body is sent anyway (RFC 9110 §10.1.1).
+    pub expect_continue: Duration,
 }
 
 impl Default for Timeouts {
@@ -164,6 +168,7 @@ impl Default for Timeouts {
             connect: Duration::from_secs(2),
             response_head: Duration::from_secs(30),
             body_idle: Duration::from_secs(30),
+            expect_continue: Duration::from_secs(1),
         }
     }
 }
@@ -386,6 +391,7 @@ impl RawRouter {
                 "responseHeadTimeoutMs",
             )?,
             body_idle: ms(t.body_idle_timeout_ms, d.body_idle, "bodyIdleTimeoutMs")?,
+            expect_continue: ms(t.expect_continue_timeout_ms, d.expect_continue, "expectContinueTimeoutMs")?,
         };
         let l = &self.limits;
         let limits = crate::http1::request::RequestLimits {

@@ -101,6 +101,12 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<UpConn, Prox
     }
 }
 
+/// True when the peer has sent something (or closed) that we have not read:
+/// while we are still sending a request body, that is an early response.
+pub fn peer_has_spoken(stream: &TcpStream) -> bool {
+    !peer_still_open(stream)
+}
+
 /// A non-blocking peek: an idle connection whose peer closed reads EOF (or
 /// has unexpected bytes waiting); a live one would block.
 #[allow(unsafe_code)]

@@ -2,7 +2,7 @@
 //! repeat while the connection stays alive.
 
 use super::error::{ErrorKind, ProxyError, Side, response_for, write_error_response};
-use super::pool::{Pool, UpConn, connect};
+use super::pool::{Pool, UpConn, connect, peer_has_spoken};
 use super::rewrite::{self, ClientFraming};
 use super::route::{Rng, route};
 use crate::config::{Router, Server};
@@ -356,43 +356,52 @@ async fn exchange(
     let mut early: Option<ResponseHead> = None;
     if has_body && head.expect_continue {
         // Relay the upstream's 100 Continue, or its final answer without
-        // sending the body (RFC 9110 §10.1.1).
-        let r = read_response_head(&mut up, is_head, t.response_head)
-            .await
-            .map_err(|e| Abort::Respond(e, true))?;
-        if r.status == 100 {
-            up.buf.drain(..r.head_len);
-            c.out.clear();
-            c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            write_vec(&mut c.stream, &mut c.out, t.body_idle)
-                .await
-                .map_err(|()| Abort::Close)?;
-        } else {
-            early = Some(r);
+        // sending the body (RFC 9110 §10.1.1); an upstream that says neither
+        // within the expect-continue timeout gets the body anyway.
+        match read_response_head(&mut up, is_head, t.expect_continue).await {
+            Ok(r) if r.status == 100 => {
+                up.buf.drain(..r.head_len);
+                c.out.clear();
+                c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                write_vec(&mut c.stream, &mut c.out, t.body_idle).await.map_err(|()| Abort::Close)?;
+            }
+            Ok(r) => early = Some(r),
+            Err(e) if e.kind == ErrorKind::ResponseTimeout && up.buf.is_empty() => {}
+            Err(e) => return Err(Abort::Respond(e, true)),
         }
     }
     if early.is_none() && has_body {
-        match head.framing {
+        let sent = match head.framing {
             BodyFraming::Length(n) => {
-                forward_length(&mut c.stream, &mut c.buf, &mut up.stream, n, t.body_idle)
-                    .await
-                    .map_err(|f| body_abort(f, false))?
+                forward_length(&mut c.stream, &mut c.buf, &mut up.stream, n, t.body_idle, true).await
             }
-            BodyFraming::Chunked => forward_chunked(
-                &mut c.stream,
-                &mut c.buf,
-                &mut up.stream,
-                &mut c.out,
-                true,
-                lis.router.limits.body_bytes_max,
-                t.body_idle,
-            )
-            .await
-            .map_err(|f| body_abort(f, false))?,
-            BodyFraming::None => {}
+            BodyFraming::Chunked => {
+                forward_chunked(
+                    &mut c.stream,
+                    &mut c.buf,
+                    &mut up.stream,
+                    &mut c.out,
+                    true,
+                    lis.router.limits.body_bytes_max,
+                    t.body_idle,
+                    true,
+                )
+                .await
+            }
+            BodyFraming::None => Ok(()),
+        };
+        match sent {
+            Ok(()) => {
+                body_sent = true;
+                client_body_consumed = true;
+            }
+            // The upstream answered before taking the whole body: relay its
+            // answer, never reuse that connection (it may still hold part of
+            // the body, which would parse as the next request), and close
+            // the client's (its unread body would too).
+            Err(BodyFail::EarlyResponse) => {}
+            Err(f) => return Err(body_abort(f)),
         }
-        body_sent = true;
-        client_body_consumed = true;
     }
 
     let resp = match early {
@@ -434,7 +443,7 @@ async fn exchange(
     let complete = match resp.framing {
         ResponseFraming::None => true,
         ResponseFraming::Length(n) => {
-            forward_length(&mut up.stream, &mut up.buf, &mut c.stream, n, t.body_idle)
+            forward_length(&mut up.stream, &mut up.buf, &mut c.stream, n, t.body_idle, false)
                 .await
                 .is_ok()
         }
@@ -446,6 +455,7 @@ async fn exchange(
             framing == ClientFraming::Chunked,
             u64::MAX,
             t.body_idle,
+            false,
         )
         .await
         .is_ok(),
@@ -488,11 +498,13 @@ enum BodyFail {
     /// The writing side failed.
     SinkGone,
     Malformed(crate::http1::ChunkedError),
+    /// The upstream sent a response while we were still sending the body.
+    EarlyResponse,
 }
 
 /// A request body that did not arrive whole: answer if we can, and never
 /// reuse the upstream connection (it has a partial request).
-fn body_abort(f: BodyFail, _response_started: bool) -> Abort {
+fn body_abort(f: BodyFail) -> Abort {
     match f {
         BodyFail::SourceTimedOut => Abort::Respond(
             ProxyError::client(ErrorKind::BodyTimeout, "request body timed out"),
@@ -500,7 +512,7 @@ fn body_abort(f: BodyFail, _response_started: bool) -> Abort {
         ),
         BodyFail::Malformed(e) => Abort::Respond(chunked_error(e), true),
         BodyFail::SinkGone => Abort::Respond(upstream_reset(false), true),
-        BodyFail::SourceGone => Abort::Close,
+        BodyFail::SourceGone | BodyFail::EarlyResponse => Abort::Close,
     }
 }
 
@@ -550,8 +562,12 @@ async fn forward_length(
     dst: &mut TcpStream,
     mut n: u64,
     dur: Duration,
+    watch_early_response: bool,
 ) -> Result<(), BodyFail> {
     while n > 0 {
+        if watch_early_response && peer_has_spoken(dst) {
+            return Err(BodyFail::EarlyResponse);
+        }
         if buf.is_empty() {
             read_more(src, buf, dur).await.map_err(|f| match f {
                 ReadFail::TimedOut => BodyFail::SourceTimedOut,
@@ -577,9 +593,13 @@ async fn forward_chunked(
     rechunk: bool,
     max: u64,
     dur: Duration,
+    watch_early_response: bool,
 ) -> Result<(), BodyFail> {
     let mut dec = ChunkedDecoder::new(max);
     loop {
+        if watch_early_response && peer_has_spoken(dst) {
+            return Err(BodyFail::EarlyResponse);
+        }
         let (n, ev) = dec.decode(buf).map_err(BodyFail::Malformed)?;
         match ev {
             Some(ChunkedEvent::Data { start, end }) => {
