@@ -391,7 +391,11 @@ impl RawRouter {
                 "responseHeadTimeoutMs",
             )?,
             body_idle: ms(t.body_idle_timeout_ms, d.body_idle, "bodyIdleTimeoutMs")?,
-            expect_continue: ms(t.expect_continue_timeout_ms, d.expect_continue, "expectContinueTimeoutMs")?,
+            expect_continue: ms(
+                t.expect_continue_timeout_ms,
+                d.expect_continue,
+                "expectContinueTimeoutMs",
+            )?,
         };
         let l = &self.limits;
         let limits = crate::http1::request::RequestLimits {

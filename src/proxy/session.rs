@@ -363,7 +363,9 @@ async fn exchange(
                 up.buf.drain(..r.head_len);
                 c.out.clear();
                 c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                write_vec(&mut c.stream, &mut c.out, t.body_idle).await.map_err(|()| Abort::Close)?;
+                write_vec(&mut c.stream, &mut c.out, t.body_idle)
+                    .await
+                    .map_err(|()| Abort::Close)?;
             }
             Ok(r) => early = Some(r),
             Err(e) if e.kind == ErrorKind::ResponseTimeout && up.buf.is_empty() => {}
@@ -373,20 +375,24 @@ async fn exchange(
     if early.is_none() && has_body {
         let sent = match head.framing {
             BodyFraming::Length(n) => {
-                forward_length(&mut c.stream, &mut c.buf, &mut up.stream, n, t.body_idle, true).await
-            }
-            BodyFraming::Chunked => {
-                forward_chunked(
+                forward_length(
                     &mut c.stream,
                     &mut c.buf,
                     &mut up.stream,
-                    &mut c.out,
-                    true,
-                    lis.router.limits.body_bytes_max,
+                    n,
                     t.body_idle,
                     true,
                 )
                 .await
+            }
+            BodyFraming::Chunked => {
+                let how = ChunkedRelay {
+                    rechunk: true,
+                    max: lis.router.limits.body_bytes_max,
+                    dur: t.body_idle,
+                    watch_early_response: true,
+                };
+                forward_chunked(&mut c.stream, &mut c.buf, &mut up.stream, &mut c.out, how).await
             }
             BodyFraming::None => Ok(()),
         };
@@ -442,23 +448,27 @@ async fn exchange(
         .map_err(|()| Abort::Close)?;
     let complete = match resp.framing {
         ResponseFraming::None => true,
-        ResponseFraming::Length(n) => {
-            forward_length(&mut up.stream, &mut up.buf, &mut c.stream, n, t.body_idle, false)
-                .await
-                .is_ok()
-        }
-        ResponseFraming::Chunked => forward_chunked(
+        ResponseFraming::Length(n) => forward_length(
             &mut up.stream,
             &mut up.buf,
             &mut c.stream,
-            &mut c.out,
-            framing == ClientFraming::Chunked,
-            u64::MAX,
+            n,
             t.body_idle,
             false,
         )
         .await
         .is_ok(),
+        ResponseFraming::Chunked => {
+            let how = ChunkedRelay {
+                rechunk: framing == ClientFraming::Chunked,
+                max: u64::MAX,
+                dur: t.body_idle,
+                watch_early_response: false,
+            };
+            forward_chunked(&mut up.stream, &mut up.buf, &mut c.stream, &mut c.out, how)
+                .await
+                .is_ok()
+        }
         ResponseFraming::CloseDelimited => {
             forward_until_eof(&mut up.stream, &mut up.buf, &mut c.stream, t.body_idle).await;
             return Ok(false);
@@ -585,16 +595,30 @@ async fn forward_length(
 
 /// Decodes a chunked body from `src` and writes it to `dst`, re-chunked
 /// (with clean framing: no extensions, no trailers) or raw.
+/// How a chunked body is relayed.
+struct ChunkedRelay {
+    /// Re-encode as chunked (else write the decoded bytes raw).
+    rechunk: bool,
+    /// Body bytes allowed before 413.
+    max: u64,
+    dur: Duration,
+    /// Stop if the destination speaks first (an early response).
+    watch_early_response: bool,
+}
+
 async fn forward_chunked(
     src: &mut TcpStream,
     buf: &mut Vec<u8>,
     dst: &mut TcpStream,
     out: &mut Vec<u8>,
-    rechunk: bool,
-    max: u64,
-    dur: Duration,
-    watch_early_response: bool,
+    how: ChunkedRelay,
 ) -> Result<(), BodyFail> {
+    let ChunkedRelay {
+        rechunk,
+        max,
+        dur,
+        watch_early_response,
+    } = how;
     let mut dec = ChunkedDecoder::new(max);
     loop {
         if watch_early_response && peer_has_spoken(dst) {

@@ -7,5 +7,6 @@
 mod cli;
 mod dtab_conformance;
 mod fuzz_corpus;
+mod http1_adversarial;
 mod proxy;
 mod support;

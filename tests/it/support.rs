@@ -239,6 +239,9 @@ pub enum Reply {
     Slow(Duration, &'static str),
     /// 200 with a chunked body echoing the request body.
     EchoChunked,
+    /// `400` with `Content-Length: 0` as soon as a head is read, without
+    /// reading the body, keeping the connection open.
+    EarlyReject,
 }
 
 /// A recording upstream double: keeps every byte it received, on every
@@ -291,6 +294,121 @@ impl Upstream {
 
     pub fn all_text(&self) -> String {
         String::from_utf8_lossy(&self.all_bytes()).into_owned()
+    }
+}
+
+impl Upstream {
+    /// Forgets what was received so far (connections stay open).
+    pub fn clear(&self) {
+        for r in self.received.lock().unwrap().iter_mut() {
+            r.clear();
+        }
+    }
+
+    /// The requests received, parsed in order across connections: request
+    /// line, headers, and body (Content-Length or chunked).
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        let mut out = Vec::new();
+        for conn in self.received.lock().unwrap().iter() {
+            out.extend(parse_requests(conn));
+        }
+        out
+    }
+}
+
+/// A request as an upstream received it.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub line: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl SeenRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count()
+    }
+}
+
+/// Splits a recorded byte stream into requests (stops at anything it cannot
+/// parse: what follows is not a request).
+pub fn parse_requests(mut b: &[u8]) -> Vec<SeenRequest> {
+    let mut out = Vec::new();
+    loop {
+        let mut hs = [httparse::EMPTY_HEADER; 256];
+        let mut req = httparse::Request::new(&mut hs);
+        let Ok(httparse::Status::Complete(n)) = req.parse(b) else {
+            return out;
+        };
+        let line = format!("{} {}", req.method.unwrap_or(""), req.path.unwrap_or(""));
+        let headers: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect();
+        let cl = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse::<usize>().ok());
+        let chunked = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"));
+        let mut rest = &b[n..];
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let Some(le) = rest.windows(2).position(|w| w == b"\r\n") else {
+                    return out;
+                };
+                let Some(size) = std::str::from_utf8(&rest[..le])
+                    .ok()
+                    .and_then(|t| usize::from_str_radix(t, 16).ok())
+                else {
+                    return out;
+                };
+                if size == 0 {
+                    rest = rest.get(le + 4..).unwrap_or(&[]);
+                    break;
+                }
+                let Some(data) = rest.get(le + 2..le + 2 + size) else {
+                    return out;
+                };
+                body.extend_from_slice(data);
+                rest = rest.get(le + 2 + size + 2..).unwrap_or(&[]);
+            }
+        } else if let Some(cl) = cl {
+            let Some(data) = rest.get(..cl) else {
+                out.push(SeenRequest {
+                    line,
+                    headers,
+                    body: rest.to_vec(),
+                });
+                return out;
+            };
+            body = data.to_vec();
+            rest = &rest[cl..];
+        }
+        out.push(SeenRequest {
+            line,
+            headers,
+            body,
+        });
+        b = rest;
     }
 }
 
@@ -355,6 +473,11 @@ fn upstream_conn(
         };
         if let Reply::Raw(bytes) = &reply {
             let _ = s.write_all(bytes);
+            buf.drain(..head_len);
+            continue;
+        }
+        if let Reply::EarlyReject = &reply {
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
             buf.drain(..head_len);
             continue;
         }
@@ -436,7 +559,7 @@ fn upstream_conn(
                 r.extend_from_slice(b"0\r\n\r\n");
                 r
             }
-            Reply::Raw(_) => unreachable!("handled above"),
+            Reply::Raw(_) | Reply::EarlyReject => unreachable!("handled above"),
         };
         if s.write_all(&response).is_err() {
             return;
@@ -470,6 +593,8 @@ impl Response {
 pub struct Client {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    /// Set once a read saw EOF or a reset.
+    pub closed: bool,
 }
 
 impl Client {
@@ -481,6 +606,7 @@ impl Client {
         Client {
             stream,
             buf: Vec::new(),
+            closed: false,
         }
     }
 
@@ -523,7 +649,7 @@ impl Client {
                     self.read_chunked()?
                 } else if let Some(cl) = cl {
                     while self.buf.len() < cl {
-                        let k = read_retrying(&mut self.stream, &mut chunk)?;
+                        let k = read_retrying(&mut self.stream, &mut chunk, &mut self.closed)?;
                         if k == 0 {
                             return None;
                         }
@@ -533,6 +659,7 @@ impl Client {
                 } else if close {
                     let mut rest = std::mem::take(&mut self.buf);
                     let _ = self.stream.read_to_end(&mut rest);
+                    self.closed = true;
                     rest
                 } else {
                     Vec::new()
@@ -543,11 +670,7 @@ impl Client {
                     body,
                 });
             }
-            let k = match self.stream.read(&mut chunk) {
-                Ok(k) => k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return None,
-            };
+            let k = read_retrying(&mut self.stream, &mut chunk, &mut self.closed)?;
             if k == 0 {
                 return None;
             }
@@ -573,7 +696,7 @@ impl Client {
                     continue;
                 }
             }
-            let k = read_retrying(&mut self.stream, &mut chunk)?;
+            let k = read_retrying(&mut self.stream, &mut chunk, &mut self.closed)?;
             if k == 0 {
                 return None;
             }
@@ -588,7 +711,10 @@ impl Client {
         let deadline = Instant::now() + within;
         loop {
             match self.stream.read(&mut b) {
-                Ok(0) => return true,
+                Ok(0) => {
+                    self.closed = true;
+                    return true;
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -610,12 +736,24 @@ pub fn get(addr: SocketAddr, raw: &str) -> Response {
 
 /// `read`, retrying when a signal interrupts it (the test process receives
 /// signals: SIGCHLD from the proxies it runs, among others).
-fn read_retrying(s: &mut TcpStream, buf: &mut [u8]) -> Option<usize> {
+fn read_retrying(s: &mut TcpStream, buf: &mut [u8], closed: &mut bool) -> Option<usize> {
     loop {
         match s.read(buf) {
+            Ok(0) => {
+                *closed = true;
+                return Some(0);
+            }
             Ok(k) => return Some(k),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return None,
+            Err(e) => {
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                ) {
+                    *closed = true;
+                }
+                return None;
+            }
         }
     }
 }
