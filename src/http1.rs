@@ -8,6 +8,7 @@
 //! `runtime`, `discovery` or `admin`.
 
 pub mod chunked;
+pub mod fuzzing;
 pub mod request;
 pub mod response;
 pub mod token;

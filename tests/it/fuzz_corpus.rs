@@ -28,3 +28,18 @@ fn replay(target: &str, check: fn(&[u8])) {
 fn fuzz_corpus_dtab() {
     replay("dtab", switchyard::routing::fuzzing::check_dtab_input);
 }
+
+#[test]
+fn fuzz_corpus_http1_request() {
+    replay("http1_request", switchyard::http1::fuzzing::check_request_input);
+}
+
+#[test]
+fn fuzz_corpus_http1_response() {
+    replay("http1_response", switchyard::http1::fuzzing::check_response_input);
+}
+
+#[test]
+fn fuzz_corpus_chunked() {
+    replay("chunked", switchyard::http1::fuzzing::check_chunked_input);
+}
