@@ -23,7 +23,10 @@ pub fn check_request_input(data: &[u8]) {
             .chain(h.host)
             .chain(h.headers.iter().flat_map(|x| [x.name, x.value]))
         {
-            assert!(s.start <= s.end && (s.end as usize) <= h.head_len, "span outside the head");
+            assert!(
+                s.start <= s.end && (s.end as usize) <= h.head_len,
+                "span outside the head"
+            );
         }
     }
     if data.len() > 1 {
@@ -32,7 +35,11 @@ pub fn check_request_input(data: &[u8]) {
         match parse_request(&data[..split], &mut scanned, &limits) {
             Ok(None) => {
                 let again = parse_request(data, &mut scanned, &limits);
-                assert_eq!(format!("{again:?}"), format!("{whole:?}"), "split at {split}");
+                assert_eq!(
+                    format!("{again:?}"),
+                    format!("{whole:?}"),
+                    "split at {split}"
+                );
             }
             Ok(Some(_)) => assert!(matches!(whole, Ok(Some(_)))),
             Err(e) => {
@@ -53,7 +60,9 @@ pub fn check_response_input(data: &[u8]) {
         if let Ok(Some(r)) = parse_response(data, head) {
             assert!(r.head_len <= data.len());
             for h in &r.headers {
-                assert!((h.name.end as usize) <= r.head_len && (h.value.end as usize) <= r.head_len);
+                assert!(
+                    (h.name.end as usize) <= r.head_len && (h.value.end as usize) <= r.head_len
+                );
             }
         }
     }
@@ -76,7 +85,11 @@ fn decode_in_steps(data: &[u8], step: usize) -> (Vec<u8>, bool, bool) {
             }
             Ok((_, Some(ChunkedEvent::Done))) => return (body, true, false),
             Ok((n, None)) => {
-                assert_eq!(n, pending.len(), "need-more must consume everything offered");
+                assert_eq!(
+                    n,
+                    pending.len(),
+                    "need-more must consume everything offered"
+                );
                 pending.clear();
                 if fed >= data.len() {
                     return (body, false, false);

@@ -109,28 +109,25 @@ pub fn request_head(
         out.extend_from_slice(s.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let mut s = String::new();
     out.extend_from_slice(b"l5d-dst-service: ");
-    routed.name.show_to(&mut s);
-    out.extend_from_slice(s.as_bytes());
+    routed.name.show_to_bytes(out);
     out.extend_from_slice(b"\r\nl5d-dst-client: ");
-    s.clear();
-    routed.bound_id.show_to(&mut s);
-    out.extend_from_slice(s.as_bytes());
+    routed.bound_id.show_to_bytes(out);
     out.extend_from_slice(b"\r\n");
     if !routed.residual.is_empty() {
         out.extend_from_slice(b"l5d-dst-residual: ");
-        s.clear();
-        routed.residual.show_to(&mut s);
-        out.extend_from_slice(s.as_bytes());
+        routed.residual.show_to_bytes(out);
         out.extend_from_slice(b"\r\n");
     }
     if trust == Trust::Edge {
         // The client's own X-Forwarded-* claims were dropped; ours are what
         // the proxy saw.
-        out.extend_from_slice(b"X-Forwarded-For: ");
-        out.extend_from_slice(peer.to_string().as_bytes());
-        out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
+        use std::io::Write as _;
+        // Formatting into a Vec cannot fail.
+        let _ = write!(
+            out,
+            "X-Forwarded-For: {peer}\r\nX-Forwarded-Proto: http\r\n"
+        );
     }
     out.extend_from_slice(b"\r\n");
 }

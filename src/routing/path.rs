@@ -173,6 +173,31 @@ impl Path {
         }
     }
 
+    /// [`Path::show_to`] into a byte buffer (for header values), without
+    /// allocating.
+    pub fn show_to_bytes(&self, out: &mut Vec<u8>) {
+        if self.is_empty() {
+            out.push(b'/');
+            return;
+        }
+        for e in self.elems() {
+            out.push(b'/');
+            if e.iter().all(|&b| is_showable(b)) {
+                out.extend_from_slice(e);
+            } else {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                for &b in e {
+                    out.extend_from_slice(&[
+                        b'\\',
+                        b'x',
+                        HEX[(b >> 4) as usize],
+                        HEX[(b & 0xf) as usize],
+                    ]);
+                }
+            }
+        }
+    }
+
     /// Finagle's `Path.show`.
     pub fn show(&self) -> String {
         let mut s = String::with_capacity(self.bytes.len() + self.len() + 1);
@@ -292,6 +317,17 @@ mod tests {
             "/svc/\\x66\\x6f\\x6f\\x20\\x62\\x61\\x72/\\x68\\xc3\\xa9"
         );
         assert_eq!(Path::empty().show(), "/");
+    }
+
+    #[test]
+    fn byte_show_matches_string_show() {
+        let q = Path::from_elems([&b"svc"[..], b"foo bar", b"web:80"]).unwrap();
+        let mut b = Vec::new();
+        q.show_to_bytes(&mut b);
+        assert_eq!(b, q.show().as_bytes());
+        let mut b = Vec::new();
+        Path::empty().show_to_bytes(&mut b);
+        assert_eq!(b, b"/");
     }
 
     #[test]

@@ -31,12 +31,18 @@ fn fuzz_corpus_dtab() {
 
 #[test]
 fn fuzz_corpus_http1_request() {
-    replay("http1_request", switchyard::http1::fuzzing::check_request_input);
+    replay(
+        "http1_request",
+        switchyard::http1::fuzzing::check_request_input,
+    );
 }
 
 #[test]
 fn fuzz_corpus_http1_response() {
-    replay("http1_response", switchyard::http1::fuzzing::check_response_input);
+    replay(
+        "http1_response",
+        switchyard::http1::fuzzing::check_response_input,
+    );
 }
 
 #[test]

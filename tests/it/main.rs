@@ -5,6 +5,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod cli;
+mod driver;
 mod dtab_conformance;
 mod fuzz_corpus;
 mod http1_adversarial;
