@@ -156,16 +156,25 @@ pub fn route(
             "endpoints are not yet resolved",
         ));
     };
-    let usable: Vec<SocketAddr> = eps.iter().filter_map(|e| e.socket_addr()).collect();
-    if usable.is_empty() {
-        return Err(ProxyError::new(
+    // Endpoints named by host rather than IP await the DNS resolver; pick
+    // among the ones with an address, without collecting them.
+    let no_hosts = || {
+        ProxyError::new(
             ErrorKind::NoRoute,
             Side::Internal,
             true,
             "No hosts are available",
-        ));
+        )
+    };
+    let usable = eps.iter().filter(|e| e.ip.is_some()).count();
+    if usable == 0 {
+        return Err(no_hosts());
     }
-    let addr = usable[rng.below(usable.len())];
+    let addr = eps
+        .iter()
+        .filter_map(|e| e.socket_addr())
+        .nth(rng.below(usable))
+        .ok_or_else(no_hosts)?;
     Ok(Routed {
         addr,
         name,
