@@ -26,13 +26,19 @@ pub struct Span {
 }
 
 impl Span {
+    /// The offsets of `part` within `buf`. httparse returns sub-slices of
+    /// its input, except a few static strings (an empty reason phrase when
+    /// the real one is not UTF-8): anything outside `buf` becomes an empty
+    /// span rather than arithmetic on unrelated pointers.
     pub(crate) fn of(buf: &[u8], part: &[u8]) -> Span {
-        // `part` is a sub-slice of `buf` (httparse returns slices of its
-        // input), so the pointer difference is its offset.
-        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
-        Span {
-            start: start as u32,
-            end: (start + part.len()) as u32,
+        let base = buf.as_ptr() as usize;
+        let at = part.as_ptr() as usize;
+        match at.checked_sub(base) {
+            Some(start) if start + part.len() <= buf.len() => Span {
+                start: start as u32,
+                end: (start + part.len()) as u32,
+            },
+            _ => Span::default(),
         }
     }
 

@@ -74,7 +74,17 @@ pub fn parse_response(
     let (Some(status), Some(minor)) = (resp.code, resp.version) else {
         return Err(ResponseError("malformed upstream status line"));
     };
-    let reason = Span::of(buf, resp.reason.unwrap_or("").as_bytes());
+    // The reason phrase as sent (httparse hides one that is not UTF-8):
+    // whatever follows "HTTP/1.x NNN " on the status line.
+    let line_end = memchr::memchr(b'\r', &buf[..head_len]).unwrap_or(0);
+    let reason = if line_end > 13 {
+        Span {
+            start: 13,
+            end: line_end as u32,
+        }
+    } else {
+        Span::default()
+    };
     let mut headers: SmallVec<[ResponseHeader; 16]> = SmallVec::with_capacity(resp.headers.len());
     let mut content_length: Option<u64> = None;
     let mut te: Option<Span> = None;
