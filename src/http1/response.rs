@@ -182,8 +182,18 @@ pub fn parse_response(
 mod tests {
     use super::*;
 
+    /// Parses `raw`, checking first that every prefix of it asks for more
+    /// (the head is only complete at its end).
     fn parse(raw: &str, head: bool) -> ResponseHead {
-        parse_response(raw.as_bytes(), head).unwrap().unwrap()
+        let b = raw.as_bytes();
+        let whole = parse_response(b, head).unwrap().unwrap();
+        for split in 0..whole.head_len {
+            assert!(
+                matches!(parse_response(&b[..split], head), Ok(None)),
+                "prefix of {split} bytes of {raw:?}"
+            );
+        }
+        whole
     }
 
     #[test]

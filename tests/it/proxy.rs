@@ -281,3 +281,102 @@ fn upstream_framing_is_checked() {
         assert!(r.header("l5d-err").is_some());
     }
 }
+
+#[test]
+fn stale_pooled_connections_are_not_used() {
+    for driver in drivers() {
+        let up = Upstream::start(Reply::CloseAfter("ok"));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        for _ in 0..3 {
+            let r = get(px.addr("out"), "GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+            assert_eq!(
+                r.status, 200,
+                "{driver}: a pooled connection the upstream closed was detected"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(up.connections.load(std::sync::atomic::Ordering::Relaxed), 3);
+    }
+}
+
+#[test]
+fn response_head_timeout_is_504() {
+    let up = Upstream::start(Reply::Slow(Duration::from_millis(1500), "late"));
+    let extra = "  timeouts:\n    responseHeadTimeoutMs: 200\n";
+    for driver in drivers() {
+        let px = Proxy::start(&mesh_config(&up, extra), driver);
+        let started = std::time::Instant::now();
+        let r = get(px.addr("out"), "GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        assert_eq!(r.status, 504, "{driver}");
+        assert!(r.header("l5d-err").is_some());
+        assert!(started.elapsed() < Duration::from_millis(1400));
+    }
+}
+
+#[test]
+fn connect_timeout_is_502() {
+    // A listener that never accepts, with its one-slot queue already full:
+    // further SYNs go unanswered and a connect hangs.
+    let blackhole =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    blackhole
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    blackhole.listen(0).unwrap();
+    let addr = blackhole.local_addr().unwrap().as_socket().unwrap();
+    let _fillers: Vec<_> = (0..3)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).ok()
+        })
+        .collect();
+    let yaml = format!(
+        "routers:\n- protocol: http\n  label: out\n  dtab: /svc => /$/inet/127.0.0.1/{};\n  servers:\n  - port: 0\n  timeouts:\n    connectTimeoutMs: 200\n",
+        addr.port()
+    );
+    for driver in drivers() {
+        let px = Proxy::start(&yaml, driver);
+        let started = std::time::Instant::now();
+        let r = get(px.addr("out"), "GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        assert_eq!(r.status, 502, "{driver}");
+        assert_eq!(r.header("l5d-retryable"), Some("true"));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn connections_per_shard_are_bounded() {
+    let up = Upstream::start(Reply::Fixed("ok"));
+    let yaml = format!(
+        "runtime:\n  shards: 1\nrouters:\n- protocol: http\n  label: out\n  dtab: /svc => /$/inet/127.0.0.1/{};\n  servers:\n  - port: 0\n    connectionsMax: 2\n",
+        up.addr.port()
+    );
+    for driver in drivers() {
+        let px = Proxy::start(&yaml, driver);
+        let a = px.addr("out");
+        // N connections are served...
+        let mut held: Vec<Client> = (0..2).map(|_| Client::connect(a)).collect();
+        for c in &mut held {
+            c.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+            assert_eq!(c.response().unwrap().status, 200, "{driver}");
+        }
+        // ...and N+1 is refused cleanly.
+        let mut extra = Client::connect(a);
+        let r = extra.response().expect("a refusal");
+        assert_eq!(r.status, 503);
+        assert!(extra.closed_within(Duration::from_secs(2)));
+        // Closing one frees its slot.
+        drop(held.pop());
+        std::thread::sleep(Duration::from_millis(100));
+        let r = get(a, "GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        assert_eq!(r.status, 200);
+    }
+}

@@ -242,6 +242,9 @@ pub enum Reply {
     /// `400` with `Content-Length: 0` as soon as a head is read, without
     /// reading the body, keeping the connection open.
     EarlyReject,
+    /// 200 with this body, announcing keep-alive, then closing the
+    /// connection anyway (as an upstream's idle timeout would).
+    CloseAfter(&'static str),
 }
 
 /// A recording upstream double: keeps every byte it received, on every
@@ -538,7 +541,7 @@ fn upstream_conn(
         };
         buf.drain(..end);
         let response = match &reply {
-            Reply::Fixed(b) => {
+            Reply::Fixed(b) | Reply::CloseAfter(b) => {
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{b}", b.len()).into_bytes()
             }
             Reply::Describe(name) => {
@@ -561,7 +564,7 @@ fn upstream_conn(
             }
             Reply::Raw(_) | Reply::EarlyReject => unreachable!("handled above"),
         };
-        if s.write_all(&response).is_err() {
+        if s.write_all(&response).is_err() || matches!(reply, Reply::CloseAfter(_)) {
             return;
         }
     }
