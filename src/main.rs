@@ -90,8 +90,7 @@ fn main() -> ExitCode {
         Command::Dtab(DtabCommand::Bind(o)) => cli::bind(&o.args()),
         Command::Dtab(DtabCommand::Explain(o)) => cli::explain(&o.args()),
     };
-    print!("{}", out.stdout);
-    eprint!("{}", out.stderr);
+    emit(&out.stdout, &out.stderr);
     ExitCode::from(u8::try_from(out.code).unwrap_or(1))
 }
 
@@ -179,4 +178,11 @@ fn check_config(file: &std::path::Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes command output; a closed pipe (`| head`) is not an error.
+fn emit(stdout: &str, stderr: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(stdout.as_bytes());
+    let _ = std::io::stderr().write_all(stderr.as_bytes());
 }
