@@ -152,25 +152,35 @@ fn run(config: &std::path::Path, driver: Option<switchyard::config::DriverChoice
 }
 
 fn check_config(file: &std::path::Path) -> ExitCode {
+    use std::fmt::Write as _;
     match switchyard::config::Config::load(file) {
         Ok(c) => {
+            let mut out = String::new();
+            let _ = writeln!(
+                out,
+                "runtime: driver {:?}, shards {:?}, drain {:?}",
+                c.driver, c.shards, c.drain_timeout
+            );
             for r in &c.routers {
-                println!("router {}:", r.label);
-                println!("  dtab: {}", r.dtab.dtab().show());
-                println!(
+                let _ = writeln!(out, "router {}:", r.label);
+                let _ = writeln!(out, "  dtab: {}", r.dtab.dtab().show());
+                let _ = writeln!(
+                    out,
                     "  identifier: {:?} under {}",
                     r.identifier.kind,
                     r.identifier.dst_prefix.show()
                 );
                 for s in &r.servers {
-                    println!(
+                    let _ = writeln!(
+                        out,
                         "  server {} trust {:?} connectionsMax {}",
                         s.addr, s.trust, s.connections_max
                     );
                 }
-                println!("  timeouts: {:?}", r.timeouts);
-                println!("  limits: {:?}", r.limits);
+                let _ = writeln!(out, "  timeouts: {:?}", r.timeouts);
+                let _ = writeln!(out, "  limits: {:?}", r.limits);
             }
+            emit(&out, "");
             ExitCode::SUCCESS
         }
         Err(e) => {
