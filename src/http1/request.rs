@@ -293,6 +293,8 @@ pub fn parse_request(
     let mut expect_continue = false;
     let mut own_via = 0usize;
     let mut connection_values: SmallVec<[Span; 2]> = SmallVec::new();
+    // Whether Connection names any header (beyond close and keep-alive).
+    let mut connection_names_headers = false;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let value = trim_ows(h.value);
@@ -355,6 +357,8 @@ pub fn parse_request(
                         keep_alive_token = true;
                     } else if t.eq_ignore_ascii_case(b"upgrade") {
                         return Err(bad("protocol upgrade is not supported"));
+                    } else {
+                        connection_names_headers = true;
                     }
                 }
                 connection_values.push(value_span);
@@ -410,7 +414,7 @@ pub fn parse_request(
     }
     // Headers named in Connection are hop-by-hop (RFC 9110 §7.6.1). Framing
     // and Host are ours to write and never stripped by a client's say-so.
-    if !connection_values.is_empty() {
+    if connection_names_headers {
         for h in headers.iter_mut() {
             if matches!(
                 h.kind,
@@ -500,49 +504,38 @@ fn classify(name: &[u8]) -> Result<HeaderKind, HeadError> {
 }
 
 pub(crate) fn classify_exact(name: &[u8], fold_underscore: bool) -> HeaderKind {
-    let eq = |a: &[u8]| {
-        name.len() == a.len()
-            && name.iter().zip(a).all(|(&x, &y)| {
-                let x = if fold_underscore && x == b'_' {
-                    b'-'
-                } else {
-                    x
-                };
-                x.eq_ignore_ascii_case(&y)
-            })
+    let fold = |x: u8| {
+        let x = if fold_underscore && x == b'_' {
+            b'-'
+        } else {
+            x
+        };
+        x.to_ascii_lowercase()
     };
+    let eq = |a: &[u8]| name.len() == a.len() && name.iter().zip(a).all(|(&x, &y)| fold(x) == y);
     let starts = |p: &[u8]| {
-        name.len() >= p.len()
-            && name[..p.len()].iter().zip(p).all(|(&x, &y)| {
-                let x = if fold_underscore && x == b'_' {
-                    b'-'
-                } else {
-                    x
-                };
-                x.eq_ignore_ascii_case(&y)
-            })
+        name.len() >= p.len() && name[..p.len()].iter().zip(p).all(|(&x, &y)| fold(x) == y)
     };
-    match name.len() {
-        4 if eq(b"host") => HeaderKind::Host,
-        3 if eq(b"via") => HeaderKind::Via,
-        6 if eq(b"expect") => HeaderKind::Expect,
-        10 if eq(b"connection") => HeaderKind::Connection,
-        14 if eq(b"content-length") => HeaderKind::ContentLength,
-        17 if eq(b"transfer-encoding") => HeaderKind::TransferEncoding,
-        _ if eq(b"keep-alive")
-            || eq(b"proxy-connection")
-            || eq(b"te")
-            || eq(b"trailer")
-            || eq(b"upgrade") =>
-        {
-            HeaderKind::HopByHop
-        }
-        _ if eq(b"l5d-dtab") => HeaderKind::L5dDtab,
-        _ if eq(b"l5d-ctx-dtab") => HeaderKind::L5dCtxDtab,
-        _ if starts(b"l5d-ctx-") => HeaderKind::L5dCtx,
-        _ if starts(b"l5d-") => HeaderKind::L5d,
-        _ if eq(b"dtab-local") => HeaderKind::DtabLocal,
-        _ if starts(b"x-forwarded-") || eq(b"forwarded") => HeaderKind::Forwarded,
+    // Dispatch on the first letter: most headers (Accept, Cookie,
+    // User-Agent...) are decided by one or two comparisons.
+    match name.first().map(|&b| b.to_ascii_lowercase()) {
+        Some(b'h') if eq(b"host") => HeaderKind::Host,
+        Some(b'v') if eq(b"via") => HeaderKind::Via,
+        Some(b'e') if eq(b"expect") => HeaderKind::Expect,
+        Some(b'c') if eq(b"connection") => HeaderKind::Connection,
+        Some(b'c') if eq(b"content-length") => HeaderKind::ContentLength,
+        Some(b't') if eq(b"transfer-encoding") => HeaderKind::TransferEncoding,
+        Some(b't') if eq(b"te") || eq(b"trailer") => HeaderKind::HopByHop,
+        Some(b'k') if eq(b"keep-alive") => HeaderKind::HopByHop,
+        Some(b'p') if eq(b"proxy-connection") => HeaderKind::HopByHop,
+        Some(b'u') if eq(b"upgrade") => HeaderKind::HopByHop,
+        Some(b'l') if eq(b"l5d-dtab") => HeaderKind::L5dDtab,
+        Some(b'l') if eq(b"l5d-ctx-dtab") => HeaderKind::L5dCtxDtab,
+        Some(b'l') if starts(b"l5d-ctx-") => HeaderKind::L5dCtx,
+        Some(b'l') if starts(b"l5d-") => HeaderKind::L5d,
+        Some(b'd') if eq(b"dtab-local") => HeaderKind::DtabLocal,
+        Some(b'x') if starts(b"x-forwarded-") => HeaderKind::Forwarded,
+        Some(b'f') if eq(b"forwarded") => HeaderKind::Forwarded,
         _ => HeaderKind::Other,
     }
 }

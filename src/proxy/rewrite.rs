@@ -68,9 +68,11 @@ pub fn request_head(
             | HeaderKind::L5d => false,
         };
         if keep {
-            out.extend_from_slice(h.name.get(buf));
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(h.value.get(buf));
+            // The line as sent, from the name to the end of the (trimmed)
+            // value: one copy, and the separator byte-exact.
+            out.extend_from_slice(
+                &buf[h.name.start as usize..h.value.end.max(h.name.end) as usize],
+            );
             out.extend_from_slice(b"\r\n");
         }
     }

@@ -215,8 +215,22 @@ fn offset(n: usize) -> u32 {
 /// `Path.showableChars`: the bytes printed raw in a path element.
 #[inline]
 pub fn is_showable(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'.' | b'#' | b'$' | b'%' | b'-')
+    SHOWABLE[b as usize]
 }
+
+/// [`is_showable`] as a table: it is asked of every byte of every name a
+/// request header carries.
+static SHOWABLE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'_' | b':' | b'.' | b'#' | b'$' | b'%' | b'-');
+        b += 1;
+    }
+    t
+};
 
 /// An element is printed raw if every byte is showable, else every byte as
 /// `\xNN` with lower-case hex (`F/Path.scala` showElem).

@@ -60,7 +60,18 @@ impl Env {
         }
     }
 
+    /// Waits until bytes from the previous case stop arriving (a refused
+    /// streamed body may still be in flight), then forgets them.
     fn clear(&self) {
+        let mut last = usize::MAX;
+        for _ in 0..100 {
+            let now = self.upstream_bytes().len();
+            if now == last {
+                break;
+            }
+            last = now;
+            std::thread::sleep(Duration::from_millis(20));
+        }
         self.base.clear();
         self.canary.clear();
         self.early.clear();
