@@ -36,7 +36,18 @@ fn cfg_err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 struct RawConfig {
     #[serde(default)]
     runtime: RawRuntime,
+    #[serde(default)]
+    namers: Vec<RawNamer>,
     routers: Vec<RawRouter>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawNamer {
+    kind: String,
+    root_dir: Option<String>,
+    prefix: Option<String>,
+    poll_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -201,6 +212,8 @@ pub struct Router {
 #[derive(Debug)]
 pub struct Config {
     pub driver: DriverChoice,
+    /// Configured namers, in config order (tried in that order).
+    pub namers: Vec<crate::discovery::fs::FsNamer>,
     /// Shard count; `None` means one per CPU in the affinity mask.
     pub shards: Option<usize>,
     pub drain_timeout: Duration,
@@ -265,8 +278,41 @@ impl RawConfig {
             }
             routers.push(Arc::new(router));
         }
+        let mut namers = Vec::with_capacity(self.namers.len());
+        for (i, n) in self.namers.iter().enumerate() {
+            let key = format!("namers[{i}]");
+            if n.kind != "io.l5d.fs" {
+                return Err(cfg_err(
+                    format!("{key}.kind"),
+                    format!("unknown namer kind {:?} (expected io.l5d.fs)", n.kind),
+                ));
+            }
+            let root = n
+                .root_dir
+                .as_deref()
+                .ok_or_else(|| cfg_err(format!("{key}.rootDir"), "required"))?;
+            // linkerd mounts a namer at `/#` ++ its prefix (default: its kind).
+            let prefix = Path::read(n.prefix.as_deref().unwrap_or("/io.l5d.fs"))
+                .map_err(|e| cfg_err(format!("{key}.prefix"), e.message))?;
+            let mut mount =
+                Path::read("/#").map_err(|e| cfg_err(format!("{key}.prefix"), e.message))?;
+            mount.append(&prefix);
+            let poll = n.poll_interval_ms.unwrap_or(500);
+            if poll == 0 {
+                return Err(cfg_err(
+                    format!("{key}.pollIntervalMs"),
+                    "must be at least 1",
+                ));
+            }
+            namers.push(crate::discovery::fs::FsNamer {
+                prefix: mount,
+                root_dir: root.into(),
+                poll_interval: Duration::from_millis(poll),
+            });
+        }
         Ok(Config {
             driver,
+            namers,
             shards: self.runtime.shards,
             drain_timeout: Duration::from_millis(self.runtime.drain_timeout_ms.unwrap_or(10_000)),
             routers,

@@ -6,9 +6,10 @@
 //! shares the port (an ephemeral port is resolved once, then reused).
 
 use crate::config::{Config, DriverChoice, Router, Server};
+use crate::discovery::Published;
 use crate::proxy::route::Rng;
 use crate::proxy::session::{ListenerCx, ShardCx, serve_connection};
-use crate::routing::{GlobalNamer, NoNamers};
+use crate::routing::GlobalNamer;
 use futures_channel::oneshot;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -98,6 +99,8 @@ pub fn shard_cpus(count: Option<usize>) -> Vec<Option<core_affinity::CoreId>> {
 pub struct Running {
     pub listeners: Vec<(String, SocketAddr)>,
     pub driver: Driver,
+    /// The discovery thread (stopped when this is dropped).
+    pub discovery: Option<(Arc<Published>, crate::discovery::fs::FsDiscovery)>,
     drains: Vec<oneshot::Sender<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -113,6 +116,7 @@ impl Running {
         for t in self.threads {
             let _ = t.join();
         }
+        drop(self.discovery);
     }
 }
 
@@ -122,6 +126,12 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
     let cpus = shard_cpus(config.shards);
     let chosen = choose_driver(driver)?;
     let bound = bind_all(&config, cpus.len())?;
+    // Discovery's first full sync happens before any shard serves.
+    let discovery = if config.namers.is_empty() {
+        None
+    } else {
+        Some(crate::discovery::fs::start(config.namers.clone())?)
+    };
     let listeners = bound
         .iter()
         .map(|b| (b.router.label.clone(), b.addr))
@@ -141,13 +151,14 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
         drains.push(tx);
         let drain_timeout = config.drain_timeout;
         let ready = ready_tx.clone();
+        let published = discovery.as_ref().map(|(p, _)| p.clone());
         let t = std::thread::Builder::new()
             .name(format!("shard-{i}"))
             .spawn(move || {
                 if let Some(cpu) = cpu {
                     core_affinity::set_for_current(cpu);
                 }
-                run_shard(i, chosen, lis, rx, drain_timeout, ready);
+                run_shard(i, published, chosen, lis, rx, drain_timeout, ready);
             })
             .map_err(|e| format!("cannot start shard {i}: {e}"))?;
         threads.push(t);
@@ -163,6 +174,7 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
     Ok(Running {
         listeners,
         driver: chosen,
+        discovery,
         drains,
         threads,
     })
@@ -197,13 +209,21 @@ type ShardListeners = Vec<(std::net::TcpListener, Arc<Router>, Server)>;
 
 fn run_shard(
     id: usize,
+    published: Option<Arc<Published>>,
     driver: Driver,
     listeners: ShardListeners,
     drain: oneshot::Receiver<()>,
     drain_timeout: Duration,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
-    let fut = shard_main(id, listeners, drain, drain_timeout, ready.clone());
+    let fut = shard_main(
+        id,
+        published,
+        listeners,
+        drain,
+        drain_timeout,
+        ready.clone(),
+    );
     let built = match driver {
         Driver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
             .enable_timer()
@@ -223,15 +243,19 @@ fn run_shard(
 
 async fn shard_main(
     id: usize,
+    published: Option<Arc<Published>>,
     listeners: ShardListeners,
     drain: oneshot::Receiver<()>,
     drain_timeout: Duration,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
+    let first = published.as_ref().map(|p| p.load()).unwrap_or_default();
     let shard = Rc::new(ShardCx {
         pool: Default::default(),
         global: GlobalNamer::new(),
-        namers: Box::new(NoNamers),
+        applied: Cell::new(first.generation),
+        snapshot: RefCell::new(first),
+        published,
         rng: RefCell::new(Rng::new(0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1))),
         draining: Cell::new(false),
         idle_cancel: RefCell::new(monoio::io::Canceller::new()),

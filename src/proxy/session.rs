@@ -6,11 +6,13 @@ use super::pool::{Pool, UpConn, connect, peer_has_spoken};
 use super::rewrite::{self, ClientFraming};
 use super::route::{Rng, route};
 use crate::config::{Router, Server};
+use crate::discovery::Published;
 use crate::http1::chunked::{ChunkedDecoder, ChunkedEvent};
 use crate::http1::request::{BodyFraming, RequestHead, parse_request};
 use crate::http1::response::{ResponseFraming, ResponseHead, parse_response};
 use crate::limits::READ_BUFFER_BYTES;
-use crate::routing::{GlobalNamer, NamerSet};
+use crate::routing::GlobalNamer;
+use crate::routing::snapshot::Snapshot;
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
@@ -24,7 +26,11 @@ use std::time::Duration;
 pub struct ShardCx {
     pub pool: Pool,
     pub global: GlobalNamer,
-    pub namers: Box<dyn NamerSet>,
+    /// Where discovery publishes snapshots (none without namers).
+    pub published: Option<Arc<Published>>,
+    /// The snapshot this shard binds against, and its generation.
+    pub snapshot: RefCell<Arc<Snapshot>>,
+    pub applied: Cell<u64>,
     pub rng: RefCell<Rng>,
     /// Set when the process is draining: connections close after their
     /// current exchange.
@@ -33,6 +39,20 @@ pub struct ShardCx {
     pub idle_cancel: RefCell<monoio::io::Canceller>,
     /// Open client connections, all listeners.
     pub open: Cell<usize>,
+}
+
+impl ShardCx {
+    /// Picks up a newer snapshot, if discovery published one: one atomic
+    /// load when nothing changed. Requests already routed keep theirs.
+    pub fn refresh(&self) {
+        if let Some(p) = &self.published {
+            let g = p.generation();
+            if g != self.applied.get() {
+                *self.snapshot.borrow_mut() = p.load();
+                self.applied.set(g);
+            }
+        }
+    }
 }
 
 /// What a listener's connections share.
@@ -274,14 +294,16 @@ async fn exchange(
 ) -> Result<bool, Abort> {
     let t = lis.router.timeouts;
     let has_body = head.framing != BodyFraming::None;
+    shard.refresh();
     let routed = {
         let mut rng = shard.rng.borrow_mut();
+        let snapshot = shard.snapshot.borrow();
         route(
             &lis.router,
             lis.server.trust,
             &head,
             &c.buf,
-            shard.namers.as_ref(),
+            &**snapshot,
             &shard.global,
             &mut rng,
         )

@@ -7,6 +7,7 @@
 mod cli;
 mod driver;
 mod dtab_conformance;
+mod fs_namer;
 mod fuzz_corpus;
 mod http1_adversarial;
 mod proxy;
