@@ -36,6 +36,7 @@ fn routed() -> Routed {
         residual: Path::empty(),
         local: Dtab::empty(),
         consume_from: None,
+        drop_header: None,
     }
 }
 

@@ -37,6 +37,7 @@ fn main() {
         residual: Path::empty(),
         local: Dtab::empty(),
         consume_from: None,
+        drop_header: None,
     };
     let peer = "192.0.2.1".parse().expect("ip");
     let mut out = Vec::with_capacity(2048);

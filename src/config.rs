@@ -94,6 +94,25 @@ struct RawServer {
     port: u16,
     trust: Option<String>,
     connections_max: Option<usize>,
+    override_policy: Option<RawOverridePolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawOverridePolicy {
+    prefixes: Vec<String>,
+    destinations: Vec<String>,
+    max_dentries: Option<usize>,
+    require_header: Option<RawRequireHeader>,
+    #[serde(default)]
+    sources: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRequireHeader {
+    name: String,
+    value: String,
 }
 
 fn default_ip() -> IpAddr {
@@ -191,7 +210,57 @@ pub struct Server {
     pub trust: Trust,
     /// Client connections one shard holds at once on this listener.
     pub connections_max: usize,
+    /// On an edge listener: which `l5d-dtab` overrides it admits.
+    pub override_policy: Option<Arc<EdgeOverrides>>,
 }
+
+/// An edge listener's override policy and who may use it.
+#[derive(Debug, Clone)]
+pub struct EdgeOverrides {
+    pub policy: crate::routing::policy::OverridePolicy,
+    /// A header (name, value) a request must carry before any override is
+    /// considered; it is never forwarded.
+    pub require_header: Option<(String, Vec<u8>)>,
+    /// Client networks (address, prefix length) allowed to override; empty
+    /// means any.
+    pub sources: Vec<(IpAddr, u8)>,
+}
+
+impl EdgeOverrides {
+    /// Whether `ip` is in one of the allowed networks.
+    pub fn source_allowed(&self, ip: IpAddr) -> bool {
+        self.sources.is_empty()
+            || self
+                .sources
+                .iter()
+                .any(|&(net, len)| in_network(ip, net, len))
+    }
+}
+
+fn in_network(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len.min(32)))
+            };
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len.min(128)))
+            };
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Default cap on dentries an admitted override may carry.
+pub const OVERRIDE_DENTRIES_MAX: usize = 8;
 
 /// Default cap on client connections per shard per listener.
 pub const CONNECTIONS_PER_SHARD_MAX: usize = 10_000;
@@ -398,6 +467,18 @@ impl RawRouter {
                     ));
                 }
             };
+            let override_policy = match &s.override_policy {
+                None => None,
+                Some(_) if trust != Trust::Edge => {
+                    return Err(cfg_err(
+                        format!("{key}.servers[{j}].overridePolicy"),
+                        "only edge listeners take an override policy (mesh listeners admit every override)",
+                    ));
+                }
+                Some(p) => Some(Arc::new(
+                    p.validate(&format!("{key}.servers[{j}].overridePolicy"))?,
+                )),
+            };
             let connections_max = s.connections_max.unwrap_or(CONNECTIONS_PER_SHARD_MAX);
             if connections_max == 0 {
                 return Err(cfg_err(
@@ -409,6 +490,7 @@ impl RawRouter {
                 addr: SocketAddr::new(s.ip, s.port),
                 trust,
                 connections_max,
+                override_policy,
             });
         }
         let d = Timeouts::default();
@@ -465,6 +547,52 @@ impl RawRouter {
             limits,
             timeouts,
             namer_max_depth: self.namer_max_depth.unwrap_or(NAMER_MAX_DEPTH_DEFAULT),
+        })
+    }
+}
+
+impl RawOverridePolicy {
+    fn validate(&self, key: &str) -> Result<EdgeOverrides, ConfigError> {
+        let paths = |v: &[String], k: &str| -> Result<Vec<Path>, ConfigError> {
+            if v.is_empty() {
+                return Err(cfg_err(format!("{key}.{k}"), "at least one is required"));
+            }
+            v.iter()
+                .map(|p| Path::read(p).map_err(|e| cfg_err(format!("{key}.{k}"), e.message)))
+                .collect()
+        };
+        let prefixes = paths(&self.prefixes, "prefixes")?;
+        if prefixes.iter().any(Path::is_empty) {
+            return Err(cfg_err(
+                format!("{key}.prefixes"),
+                "\"/\" would admit every override",
+            ));
+        }
+        let destinations = paths(&self.destinations, "destinations")?;
+        let mut sources = Vec::new();
+        for s in &self.sources {
+            let (ip, len) = s
+                .split_once('/')
+                .unwrap_or((s, if s.contains(':') { "128" } else { "32" }));
+            let ip: IpAddr = ip
+                .parse()
+                .map_err(|_| cfg_err(format!("{key}.sources"), format!("invalid network {s:?}")))?;
+            let len: u8 = len
+                .parse()
+                .map_err(|_| cfg_err(format!("{key}.sources"), format!("invalid network {s:?}")))?;
+            sources.push((ip, len));
+        }
+        Ok(EdgeOverrides {
+            policy: crate::routing::policy::OverridePolicy {
+                prefixes,
+                destinations,
+                max_dentries: self.max_dentries.unwrap_or(OVERRIDE_DENTRIES_MAX),
+            },
+            require_header: self
+                .require_header
+                .as_ref()
+                .map(|h| (h.name.clone(), h.value.as_bytes().to_vec())),
+            sources,
         })
     }
 }

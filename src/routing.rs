@@ -21,6 +21,7 @@ pub mod namer;
 pub mod nametree;
 pub mod parse;
 pub mod path;
+pub mod policy;
 pub mod snapshot;
 pub mod trie;
 

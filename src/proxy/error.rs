@@ -44,6 +44,8 @@ pub enum ErrorKind {
     ResponseTimeout,
     /// The shard is at its connection limit.
     Overloaded,
+    /// An edge's override policy refused the request's `l5d-dtab`.
+    OverrideRefused,
 }
 
 /// A data-plane error: what, which side, whether a retry is safe, and a
@@ -102,6 +104,7 @@ pub fn response_for(e: &ProxyError) -> ErrorResponse {
         Head(HeadErrorKind::ExpectationFailed) => (417, "Expectation Failed", true),
         // The head was fine: the connection can carry the next request.
         Unidentified | BadDtab => (400, "Bad Request", false),
+        OverrideRefused => (403, "Forbidden", false),
         NoRoute | BindFailed | ConnectFailed | UpstreamReset | BadResponse => {
             (502, "Bad Gateway", false)
         }

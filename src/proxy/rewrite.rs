@@ -36,7 +36,10 @@ pub fn request_head(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut via_lines = 0usize;
     let mut wrote_host = false;
-    for h in &head.headers {
+    for (i, h) in head.headers.iter().enumerate() {
+        if routed.drop_header == Some(i) {
+            continue;
+        }
         let keep = match h.kind {
             HeaderKind::Other | HeaderKind::Expect => true,
             HeaderKind::Host => {

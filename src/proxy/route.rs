@@ -2,7 +2,7 @@
 //! and one endpoint, through the router's dtab and the request's overrides.
 
 use super::error::{ErrorKind, ProxyError, Side};
-use crate::config::{Router, Trust};
+use crate::config::{EdgeOverrides, Router, Server, Trust};
 use crate::http1::request::{HeaderKind, RequestHead};
 use crate::limits::{BIND_LOOKUPS_MAX, DTAB_HEADER_BYTES_MAX, DTAB_LOCAL_DENTRIES_MAX};
 use crate::routing::identify::{self, Identified};
@@ -57,6 +57,8 @@ pub struct Routed {
     pub local: Dtab,
     /// With `io.l5d.path` + `consume`, where the forwarded target resumes.
     pub consume_from: Option<usize>,
+    /// A header not to forward (an edge override policy's credential).
+    pub drop_header: Option<usize>,
 }
 
 /// The local dtab a mesh listener reads from a request: `l5d-ctx-dtab` lines
@@ -90,15 +92,18 @@ pub fn request_local_dtab(head: &RequestHead, buf: &[u8]) -> Result<Dtab, ProxyE
 }
 
 /// Identifies, binds and picks an endpoint.
+#[allow(clippy::too_many_arguments)] // the phases' inputs, each used once
 pub fn route(
     router: &Router,
-    trust: Trust,
+    server: &Server,
+    peer: std::net::IpAddr,
     head: &RequestHead,
     buf: &[u8],
     namers: &dyn NamerSet,
     global: &GlobalNamer,
     rng: &mut Rng,
 ) -> Result<Routed, ProxyError> {
+    let trust = server.trust;
     let view = HeadView { head, buf };
     let (name, consume_from) = match router.identifier.identify(&view) {
         Identified::Dst { name, consume_from } => (name, consume_from),
@@ -109,9 +114,11 @@ pub fn route(
             ));
         }
     };
-    let local = match trust {
-        Trust::Mesh => request_local_dtab(head, buf)?,
-        Trust::Edge => Dtab::empty(),
+    let mut drop_header = None;
+    let local = match (trust, &server.override_policy) {
+        (Trust::Mesh, _) => request_local_dtab(head, buf)?,
+        (Trust::Edge, None) => Dtab::empty(),
+        (Trust::Edge, Some(p)) => edge_overrides(p, head, buf, peer, &mut drop_header)?,
     };
     let interp = Interpreter {
         base: &router.dtab,
@@ -182,7 +189,67 @@ pub fn route(
         residual: leaf.bound.residual.clone(),
         local,
         consume_from,
+        drop_header,
     })
+}
+
+/// An edge with an override policy: `l5d-dtab` is admitted only with the
+/// credential, from an allowed network, and when every dentry passes the
+/// policy. `l5d-ctx-dtab` from outside is never read.
+fn edge_overrides(
+    p: &EdgeOverrides,
+    head: &RequestHead,
+    buf: &[u8],
+    peer: std::net::IpAddr,
+    drop_header: &mut Option<usize>,
+) -> Result<Dtab, ProxyError> {
+    let refused = |why| ProxyError::client(ErrorKind::OverrideRefused, why);
+    if let Some((name, _)) = &p.require_header {
+        *drop_header = head
+            .headers
+            .iter()
+            .position(|h| h.name.get(buf).eq_ignore_ascii_case(name.as_bytes()));
+    }
+    let lines = || {
+        head.headers
+            .iter()
+            .filter(|h| h.kind == HeaderKind::L5dDtab)
+    };
+    if lines().next().is_none() {
+        return Ok(Dtab::empty());
+    }
+    if let Some((_, want)) = &p.require_header {
+        let given = drop_header
+            .map(|i| head.headers[i].value.get(buf))
+            .unwrap_or_default();
+        if !constant_time_eq(given, want) {
+            tracing::info!(%peer, "override refused: missing or wrong credential");
+            return Err(refused("overrides require a credential"));
+        }
+    }
+    if !p.source_allowed(peer) {
+        tracing::info!(%peer, "override refused: source not allowed");
+        return Err(refused("overrides are not allowed from this address"));
+    }
+    let bytes: usize = lines().map(|h| h.value.len()).sum();
+    if bytes > DTAB_HEADER_BYTES_MAX {
+        return Err(ProxyError::client(
+            ErrorKind::BadDtab,
+            "dtab override headers too large",
+        ));
+    }
+    let local = local_dtab(std::iter::empty(), lines().map(|h| h.value.get(buf)))
+        .map_err(|_| ProxyError::client(ErrorKind::BadDtab, "invalid dtab in l5d-dtab"))?;
+    if let Err(r) = p.policy.check(&local) {
+        tracing::info!(%peer, reason = r.0, "override refused by policy");
+        return Err(refused(r.0));
+    }
+    Ok(local)
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A weighted choice through unions, down to one bound leaf.

@@ -300,7 +300,8 @@ async fn exchange(
         let snapshot = shard.snapshot.borrow();
         route(
             &lis.router,
-            lis.server.trust,
+            &lis.server,
+            c.peer.ip(),
             &head,
             &c.buf,
             &**snapshot,

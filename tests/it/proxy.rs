@@ -377,3 +377,55 @@ fn connections_per_shard_are_bounded() {
         assert_eq!(r.status, 200);
     }
 }
+
+#[test]
+fn edge_override_policy_admits_only_what_it_allows() {
+    let v1 = Upstream::start(Reply::Describe("v1"));
+    let v2 = Upstream::start(Reply::Describe("v2"));
+    let yaml = format!(
+        "routers:\n- protocol: http\n  label: edge\n  dtab: |\n    /srv/world-v1 => /$/inet/127.0.0.1/{};\n    /srv/world-v2 => /$/inet/127.0.0.1/{};\n    /host/world => /srv/world-v1;\n    /svc => /host;\n  servers:\n  - port: 0\n    trust: edge\n    overridePolicy:\n      prefixes: [/host]\n      destinations: [/srv]\n      requireHeader: {{name: x-staging-key, value: s3cret}}\n",
+        v1.addr.port(),
+        v2.addr.port()
+    );
+    for driver in drivers() {
+        let px = Proxy::start(&yaml, driver);
+        let a = px.addr("edge");
+        let req = |extra: &str| get(a, &format!("GET / HTTP/1.1\r\nHost: world\r\n{extra}\r\n"));
+        // No override: the base dtab.
+        assert!(req("").text().starts_with("v1:"), "{driver}");
+        // The staging override with its credential: admitted, travels on as
+        // l5d-ctx-dtab, and the credential is not forwarded.
+        let r = req("x-staging-key: s3cret\r\nL5D-DTAB: /host/world => /srv/world-v2;\r\n");
+        assert!(r.text().starts_with("v2:"), "{}", r.text());
+        assert!(
+            r.text().contains("l5d-ctx-dtab=/host/world=>/srv/world-v2"),
+            "{}",
+            r.text()
+        );
+        assert!(!v2.all_text().to_ascii_lowercase().contains("x-staging-key"));
+        // Without the credential, or with a wrong one: 403.
+        for extra in [
+            "l5d-dtab: /host/world => /srv/world-v2\r\n",
+            "x-staging-key: wrong\r\nl5d-dtab: /host/world => /srv/world-v2\r\n",
+        ] {
+            let r = req(extra);
+            assert_eq!(r.status, 403, "{extra}");
+            assert!(r.header("l5d-err").is_some());
+        }
+        // Bypass attempts, each with the credential: all refused.
+        for extra in [
+            "l5d-dtab: /host/world => /$/inet/127.0.0.1/1\r\n",
+            "l5d-dtab: /host/world => /srv/world-v2; /svc => /$/inet/127.0.0.1/1\r\n",
+            "l5d-dtab: /host/world => /srv/a & /$/inet/127.0.0.1/1\r\n",
+            "l5d-dtab: /host/world => /srv/world-v2\r\nl5d-dtab: /svc/world => /$/inet/127.0.0.1/1\r\n",
+            "l5d-dtab: /host/world => /\\x24/inet/127.0.0.1/1\r\n",
+            "L5d-Dtab: /host/world => /#/io.l5d.fs/admin\r\n",
+        ] {
+            let r = req(&format!("x-staging-key: s3cret\r\n{extra}"));
+            assert_eq!(r.status, 403, "{extra}: {}", r.text());
+        }
+        // A context header from outside is never read, even with the key.
+        let r = req("x-staging-key: s3cret\r\nl5d-ctx-dtab: /host/world=>/srv/world-v2\r\n");
+        assert!(r.text().starts_with("v1:"), "{}", r.text());
+    }
+}
