@@ -26,6 +26,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod discovery;
 pub mod http1;
 pub mod limits;

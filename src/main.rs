@@ -29,9 +29,43 @@ enum Command {
     },
     /// Validate a config file and print the effective routers.
     CheckConfig { file: std::path::PathBuf },
+    /// Run linkerd's Part VI staging example on loopback (apps, routers,
+    /// file namers) until Ctrl-C.
+    Demo {
+        #[arg(long, default_value_t = 4142)]
+        ingress_port: u16,
+        #[arg(long, default_value_t = 4140)]
+        outgoing_port: u16,
+        #[arg(long, default_value_t = 4141)]
+        incoming_port: u16,
+        #[arg(long)]
+        driver: Option<switchyard::config::DriverChoice>,
+    },
+    /// One of the demo's apps, for the Kubernetes demo's containers.
+    #[command(subcommand)]
+    DemoApp(DemoApp),
     /// Inspect dtabs and delegation without running a proxy.
     #[command(subcommand)]
     Dtab(DtabCommand),
+}
+
+#[derive(Subcommand)]
+enum DemoApp {
+    /// Answers `<text> (<address>)`.
+    World {
+        #[arg(long, default_value = "0.0.0.0:7778")]
+        listen: String,
+        #[arg(long, default_value = "world")]
+        text: String,
+    },
+    /// Calls `world` through the proxy and answers `Hello (<address>) <world>!!`.
+    Hello {
+        #[arg(long, default_value = "0.0.0.0:7777")]
+        listen: String,
+        /// The outgoing router (the node's proxy), host:port.
+        #[arg(long, default_value = "127.0.0.1:4140")]
+        proxy: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -85,6 +119,20 @@ fn main() -> ExitCode {
     let out = match &cli.command {
         Command::Run { config, driver } => return run(config, *driver),
         Command::CheckConfig { file } => return check_config(file),
+        Command::Demo {
+            ingress_port,
+            outgoing_port,
+            incoming_port,
+            driver,
+        } => {
+            let ports = switchyard::demo::DemoPorts {
+                ingress: *ingress_port,
+                outgoing: *outgoing_port,
+                incoming: *incoming_port,
+            };
+            return demo(ports, *driver);
+        }
+        Command::DemoApp(app) => return demo_app(app),
         Command::Dtab(DtabCommand::Parse { dtab }) => cli::parse(dtab),
         Command::Dtab(DtabCommand::Lookup { dtab, path }) => cli::lookup(dtab, path),
         Command::Dtab(DtabCommand::Bind(o)) => cli::bind(&o.args()),
@@ -195,4 +243,89 @@ fn emit(stdout: &str, stderr: &str) {
     use std::io::Write;
     let _ = std::io::stdout().write_all(stdout.as_bytes());
     let _ = std::io::stderr().write_all(stderr.as_bytes());
+}
+
+fn demo(
+    ports: switchyard::demo::DemoPorts,
+    driver: Option<switchyard::config::DriverChoice>,
+) -> ExitCode {
+    init_logs();
+    let dir = std::env::temp_dir().join(format!("switchyard-demo-{}", std::process::id()));
+    let outcome = (|| -> Result<(), String> {
+        switchyard::demo::start_apps(&dir, ports)
+            .map_err(|e| format!("cannot start the demo apps: {e}"))?;
+        let cfg =
+            switchyard::config::Config::from_yaml(&switchyard::demo::demo_config(&dir, ports))
+                .map_err(|e| format!("demo config: {e}"))?;
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+        ])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        let choice = driver.unwrap_or(cfg.driver);
+        let running = switchyard::runtime::start(cfg, choice).map_err(|e| {
+            format!("{e}\n(ports in use? choose others with --ingress-port, --outgoing-port, --incoming-port)")
+        })?;
+        for (label, addr) in &running.listeners {
+            eprintln!(
+                "switchyard: router {label} listening on {addr} (driver {})",
+                running.driver
+            );
+        }
+        emit(&switchyard::demo::instructions(ports), "");
+        if let Some(sig) = signals.forever().next() {
+            tracing::info!(signal = sig, "draining");
+        }
+        running.shutdown();
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchyard: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn demo_app(app: &DemoApp) -> ExitCode {
+    let (listen, start): (&str, Box<dyn FnOnce(std::net::TcpListener)>) = match app {
+        DemoApp::World { listen, text } => {
+            let text = text.clone();
+            (listen, Box::new(move |l| switchyard::demo::world(l, text)))
+        }
+        DemoApp::Hello { listen, proxy } => {
+            let proxy: std::net::SocketAddr =
+                match std::net::ToSocketAddrs::to_socket_addrs(proxy.as_str())
+                    .ok()
+                    .and_then(|mut a| a.next())
+                {
+                    Some(a) => a,
+                    None => {
+                        eprintln!("switchyard: --proxy {proxy}: not an address");
+                        return ExitCode::from(2);
+                    }
+                };
+            (listen, Box::new(move |l| switchyard::demo::hello(l, proxy)))
+        }
+    };
+    let listener = match std::net::TcpListener::bind(listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("switchyard: cannot listen on {listen}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    start(listener);
+    // The app serves from its own threads until the process is stopped.
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ]) {
+        Ok(s) => s,
+        Err(_) => return ExitCode::from(1),
+    };
+    let _ = signals.forever().next();
+    ExitCode::SUCCESS
 }

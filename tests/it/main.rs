@@ -5,6 +5,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod cli;
+mod demo;
 mod driver;
 mod dtab_conformance;
 mod fs_namer;

@@ -1,0 +1,104 @@
+//! `switchyard demo`, driven as a user would with curl: the staging story
+//! of linkerd's Part VI through every hop.
+
+use crate::support::{Client, get};
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_ports() -> [u16; 3] {
+    let ls: Vec<std::net::TcpListener> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let p: Vec<u16> = ls.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    [p[0], p[1], p[2]]
+}
+
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        crate::support::signal(&self.0, libc::SIGINT);
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn demo_stages_world_v2_for_one_request_at_a_time() {
+    let [ingress, outgoing, incoming] = free_ports();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "demo",
+            "--ingress-port",
+            &ingress.to_string(),
+            "--outgoing-port",
+            &outgoing.to_string(),
+            "--incoming-port",
+            &incoming.to_string(),
+        ])
+        .env("SWITCHYARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the demo");
+    let stdout = child.stdout.take().unwrap();
+    let demo = Demo(child);
+    // The instructions come once everything is up.
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().expect("demo output").unwrap();
+    assert!(first.starts_with("Switchyard demo"), "{first}");
+    let a: std::net::SocketAddr = ([127, 0, 0, 1], ingress).into();
+    let plain = "GET / HTTP/1.1\r\nHost: www.hello.world\r\n\r\n";
+    let staged = "GET / HTTP/1.1\r\nHost: www.hello.world\r\nl5d-dtab: /host/world => /srv/world-v2;\r\n\r\n";
+    let r = get(a, plain);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().starts_with("Hello (")
+            && r.text().contains(") world (")
+            && r.text().ends_with(")!!"),
+        "{}",
+        r.text()
+    );
+    let r = get(a, staged);
+    assert!(r.text().contains(") earth ("), "{}", r.text());
+    // An override to an address is refused at the ingress.
+    let r = get(
+        a,
+        "GET / HTTP/1.1\r\nHost: www.hello.world\r\nl5d-dtab: /host/world => /$/inet/127.0.0.1/22;\r\n\r\n",
+    );
+    assert_eq!(r.status, 403);
+    // Concurrent requests with and without the override never mix.
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(a);
+                for i in 0..25 {
+                    let stage = (w + i) % 2 == 0;
+                    c.send(if stage { staged } else { plain }.as_bytes());
+                    let r = c.response().expect("response");
+                    let want = if stage { ") earth (" } else { ") world (" };
+                    assert!(
+                        r.text().contains(want),
+                        "request {i} of worker {w}: {}",
+                        r.text()
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("no request saw the other's world");
+    }
+    // Ctrl-C: a clean exit.
+    let mut demo = demo;
+    crate::support::signal(&demo.0, libc::SIGINT);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = demo.0.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the demo did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
