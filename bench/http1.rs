@@ -9,7 +9,7 @@ use switchyard::config::Trust;
 use switchyard::http1::request::{RequestLimits, parse_request};
 use switchyard::http1::response::parse_response;
 use switchyard::proxy::rewrite::{self, client_framing};
-use switchyard::proxy::route::Routed;
+use switchyard::proxy::route::{RouteEntry, Routed};
 use switchyard::routing::{Dtab, Path};
 
 /// Ten headers, as a browser-ish client behind an ingress sends them.
@@ -28,13 +28,42 @@ Cache-Control: no-cache\r\n\r\n";
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\
 Date: Fri, 27 Nov 2026 16:00:00 GMT\r\nServer: world\r\n\r\nworld";
 
+/// The route a cache would hold for `/svc/www.hello.world`.
+fn entry() -> RouteEntry {
+    use switchyard::routing::{
+        Addr, CompiledDtab, Endpoint, GlobalNamer, Interpreter, StaticNamers,
+    };
+    let base = CompiledDtab::new(
+        Dtab::read("/svc/www.hello.world=>/#/io.l5d.k8s/default/http/hello").expect("dtab"),
+    );
+    let mut namers = StaticNamers::new();
+    namers.insert(
+        Path::read("/#/io.l5d.k8s/default/http/hello").expect("id"),
+        Addr::Bound(std::sync::Arc::from(vec![Endpoint::new("10.0.0.7", 7777)])),
+    );
+    let local = Dtab::empty();
+    let bound = Interpreter {
+        base: &base,
+        local: &local,
+        namers: &namers,
+        global: &GlobalNamer::new(),
+        max_depth: 100,
+        max_lookups: 1000,
+    }
+    .bind(&Path::read("/svc/www.hello.world").expect("path"));
+    RouteEntry::new(
+        &Path::read("/svc/www.hello.world").expect("path"),
+        &local,
+        bound,
+        1,
+    )
+}
+
 fn routed() -> Routed {
     Routed {
         addr: "10.0.0.7:7777".parse().expect("addr"),
-        name: Path::read("/svc/www.hello.world").expect("path"),
-        bound_id: Path::read("/#/io.l5d.k8s/default/http/hello").expect("path"),
-        residual: Path::empty(),
-        local: Dtab::empty(),
+        entry: std::rc::Rc::new(entry()),
+        leaf: 0,
         consume_from: None,
         drop_header: None,
     }

@@ -9,8 +9,8 @@
 use switchyard::config::Trust;
 use switchyard::http1::request::{RequestLimits, parse_request};
 use switchyard::proxy::rewrite;
-use switchyard::proxy::route::Routed;
-use switchyard::routing::{Dtab, Path};
+use switchyard::proxy::route::{RouteEntry, Routed};
+use switchyard::routing::{Addr, Bound, BoundLeaf, Dtab, Endpoint, Lookup, NameTree, Path};
 
 const REQUEST: &[u8] = b"GET /api/v1/users?id=42 HTTP/1.1\r\n\
 Host: www.hello.world\r\n\
@@ -32,10 +32,20 @@ fn main() {
     let limits = RequestLimits::default();
     let routed = Routed {
         addr: "10.0.0.7:7777".parse().expect("addr"),
-        name: Path::read("/svc/www.hello.world").expect("path"),
-        bound_id: Path::read("/#/io.l5d.k8s/default/http/hello").expect("path"),
-        residual: Path::empty(),
-        local: Dtab::empty(),
+        entry: std::rc::Rc::new(RouteEntry::new(
+            &Path::read("/svc/www.hello.world").expect("path"),
+            &Dtab::empty(),
+            Lookup::Ok(NameTree::Leaf(BoundLeaf {
+                bound: Bound {
+                    id: Path::read("/#/io.l5d.k8s/default/http/hello").expect("path"),
+                    residual: Path::empty(),
+                    addr: Addr::Bound(std::sync::Arc::from(vec![Endpoint::new("10.0.0.7", 7777)])),
+                },
+                weight: None,
+            })),
+            1,
+        )),
+        leaf: 0,
         consume_from: None,
         drop_header: None,
     };

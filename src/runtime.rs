@@ -260,6 +260,7 @@ async fn shard_main(
         draining: Cell::new(false),
         idle_cancel: RefCell::new(monoio::io::Canceller::new()),
         open: Cell::new(0),
+        outstanding: Default::default(),
     });
     let mut accept_tasks = Vec::new();
     for (std_listener, router, server) in listeners {
@@ -273,6 +274,7 @@ async fn shard_main(
         let lis = Rc::new(ListenerCx {
             router,
             server,
+            cache: Default::default(),
             open: Cell::new(0),
         });
         accept_tasks.push(monoio::spawn(accept_loop(listener, lis, shard.clone())));

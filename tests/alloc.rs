@@ -17,9 +17,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Allocations the shards may make per proxied request (see the module
-/// docs for why it is not zero yet).
-const SHARD_ALLOCATIONS_PER_REQUEST_MAX: f64 = 4.0;
+/// Allocations the shards may make per proxied request.
+const SHARD_ALLOCATIONS_PER_REQUEST_MAX: f64 = 0.0;
 
 static SHARD_ALLOCS: AtomicU64 = AtomicU64::new(0);
 

@@ -105,23 +105,22 @@ pub fn request_head(
     out.extend_from_slice(if head.minor == 0 { b"1.0 " } else { b"1.1 " });
     out.extend_from_slice(VIA_PSEUDONYM);
     out.extend_from_slice(b"\r\n");
-    if !routed.local.is_empty() {
+    if let Some(ctx) = &routed.entry.ctx_dtab {
         // The merged override travels on, printed canonically, so every
         // later hop binds with it (linkerd's Dtab ClientFilter).
         out.extend_from_slice(b"l5d-ctx-dtab: ");
-        let mut s = String::new();
-        routed.local.show_to(&mut s);
-        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(ctx);
         out.extend_from_slice(b"\r\n");
     }
+    let leaf = routed.leaf();
     out.extend_from_slice(b"l5d-dst-service: ");
-    routed.name.show_to_bytes(out);
+    out.extend_from_slice(&routed.entry.service);
     out.extend_from_slice(b"\r\nl5d-dst-client: ");
-    routed.bound_id.show_to_bytes(out);
+    out.extend_from_slice(&leaf.client);
     out.extend_from_slice(b"\r\n");
-    if !routed.residual.is_empty() {
+    if let Some(r) = &leaf.residual {
         out.extend_from_slice(b"l5d-dst-residual: ");
-        routed.residual.show_to_bytes(out);
+        out.extend_from_slice(r);
         out.extend_from_slice(b"\r\n");
     }
     if trust == Trust::Edge {

@@ -6,10 +6,15 @@ use crate::config::{EdgeOverrides, Router, Server, Trust};
 use crate::http1::request::{HeaderKind, RequestHead};
 use crate::limits::{BIND_LOOKUPS_MAX, DTAB_HEADER_BYTES_MAX, DTAB_LOCAL_DENTRIES_MAX};
 use crate::routing::identify::{self, Identified};
+use crate::routing::snapshot::Snapshot;
 use crate::routing::{
-    Addr, BoundTree, Dtab, GlobalNamer, Interpreter, Lookup, NameTree, NamerSet, Path, local_dtab,
+    Addr, BoundTree, Dtab, Endpoint, GlobalNamer, Interpreter, Lookup, NameTree, Path, local_dtab,
 };
+use rustc_hash::FxHashMap;
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
 
 /// A request head seen through the identifier's eyes.
 pub struct HeadView<'a> {
@@ -44,39 +49,198 @@ impl identify::RequestHead for HeadView<'_> {
     }
 }
 
+/// One bound leaf of a cached route, with its headers pre-rendered.
+#[derive(Debug)]
+pub struct RouteLeaf {
+    pub id: Path,
+    /// `l5d-dst-client`.
+    pub client: Box<[u8]>,
+    /// `l5d-dst-residual`, when there is a residual.
+    pub residual: Option<Box<[u8]>>,
+    /// Endpoints that do not come from a snapshot namer (`/$/inet`).
+    pub fixed: Option<Arc<[Endpoint]>>,
+}
+
+/// The result of identifying and binding one (name, overrides) pair: what a
+/// later request with the same name and override headers reuses. Endpoints
+/// are not part of it; they are read from the current snapshot per request.
+#[derive(Debug)]
+pub struct RouteEntry {
+    /// The snapshot names version the bind saw.
+    pub names_version: u64,
+    /// The bind's outcome: leaves to choose from, or the error to answer.
+    pub outcome: Result<(), ProxyError>,
+    /// `l5d-dst-service`.
+    pub service: Box<[u8]>,
+    /// `l5d-ctx-dtab` to send on (the merged local dtab), if any.
+    pub ctx_dtab: Option<Box<[u8]>>,
+    pub leaves: Vec<RouteLeaf>,
+    /// Cumulative selection probability per leaf (weighted unions).
+    pub cumulative: Vec<f64>,
+}
+
+impl RouteEntry {
+    /// Builds an entry from a bind result.
+    pub fn new(
+        name: &Path,
+        local: &Dtab,
+        bound: Lookup<BoundTree>,
+        names_version: u64,
+    ) -> RouteEntry {
+        let mut service = Vec::new();
+        name.show_to_bytes(&mut service);
+        let ctx_dtab = (!local.is_empty()).then(|| local.show().into_bytes().into_boxed_slice());
+        let mut e = RouteEntry {
+            names_version,
+            outcome: Ok(()),
+            service: service.into_boxed_slice(),
+            ctx_dtab,
+            leaves: Vec::new(),
+            cumulative: Vec::new(),
+        };
+        match bound {
+            Lookup::Ok(tree) => {
+                let mut probs = Vec::new();
+                collect_leaves(&tree, 1.0, &mut e.leaves, &mut probs);
+                if e.leaves.is_empty() {
+                    e.outcome = Err(ProxyError::new(
+                        ErrorKind::NoRoute,
+                        Side::Internal,
+                        true,
+                        "No route to destination",
+                    ));
+                }
+                let total: f64 = probs.iter().sum();
+                let mut acc = 0.0;
+                for p in probs {
+                    acc += if total > 0.0 { p / total } else { 0.0 };
+                    e.cumulative.push(acc);
+                }
+            }
+            Lookup::Pending => {
+                e.outcome = Err(ProxyError::new(
+                    ErrorKind::BindPending,
+                    Side::Internal,
+                    true,
+                    "name is not yet resolved",
+                ));
+            }
+            Lookup::Failed(_) => {
+                e.outcome = Err(ProxyError::new(
+                    ErrorKind::BindFailed,
+                    Side::Internal,
+                    true,
+                    "delegation failed",
+                ));
+            }
+        }
+        e
+    }
+
+    /// A leaf, chosen by union weights.
+    fn pick(&self, rng: &mut Rng) -> &RouteLeaf {
+        if self.leaves.len() == 1 {
+            return &self.leaves[0];
+        }
+        let x = rng.unit();
+        let i = self
+            .cumulative
+            .iter()
+            .position(|&c| x < c)
+            .unwrap_or(self.leaves.len() - 1);
+        &self.leaves[i]
+    }
+}
+
+/// Flattens a bound tree into leaves and their selection probabilities: a
+/// union picks a member by weight, recursively, as Finagle's `Drv` did.
+fn collect_leaves(t: &BoundTree, p: f64, leaves: &mut Vec<RouteLeaf>, probs: &mut Vec<f64>) {
+    match t {
+        NameTree::Leaf(l) => {
+            let mut client = Vec::new();
+            l.bound.id.show_to_bytes(&mut client);
+            let residual = (!l.bound.residual.is_empty()).then(|| {
+                let mut r = Vec::new();
+                l.bound.residual.show_to_bytes(&mut r);
+                r.into_boxed_slice()
+            });
+            let fixed = match &l.bound.addr {
+                Addr::Bound(eps) if l.bound.id.elem(0) == Some(b"$") => Some(eps.clone()),
+                _ => None,
+            };
+            leaves.push(RouteLeaf {
+                id: l.bound.id.clone(),
+                client: client.into_boxed_slice(),
+                residual,
+                fixed,
+            });
+            probs.push(p);
+        }
+        NameTree::Union(ws) => {
+            let total: f64 = ws.iter().map(|w| w.weight.max(0.0)).sum();
+            for w in ws {
+                let share = if total > 0.0 {
+                    w.weight.max(0.0) / total
+                } else {
+                    1.0 / ws.len() as f64
+                };
+                collect_leaves(&w.tree, p * share, leaves, probs);
+            }
+        }
+        // A bound tree has no Alt; Neg, Fail and Empty have no endpoint.
+        _ => {}
+    }
+}
+
+/// A per-shard, per-listener cache of routes, keyed by the logical name and
+/// the raw override header lines: a repeated name with a repeated staging
+/// header costs a hash lookup, not a parse and a delegation. Entries stay
+/// valid while the snapshot's names version does not move; endpoint churn
+/// inside known services does not flush them. Bounded: when full, it starts
+/// over (hot entries come straight back).
+#[derive(Default)]
+pub struct RouteCache {
+    map: RefCell<FxHashMap<Box<[u8]>, Rc<RouteEntry>>>,
+    /// The key being looked up, built without allocating.
+    key: RefCell<Vec<u8>>,
+}
+
+/// Entries a route cache holds before it starts over.
+pub const ROUTE_CACHE_ENTRIES_MAX: usize = 4096;
+
+impl RouteCache {
+    pub fn len(&self) -> usize {
+        self.map.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.borrow().is_empty()
+    }
+}
+
 /// Where a request goes.
 #[derive(Debug)]
 pub struct Routed {
     pub addr: SocketAddr,
-    /// The logical name (`l5d-dst-service`).
-    pub name: Path,
-    /// The bound id (`l5d-dst-client`).
-    pub bound_id: Path,
-    pub residual: Path,
-    /// The request's local dtab, to travel on as `l5d-ctx-dtab`.
-    pub local: Dtab,
+    pub entry: Rc<RouteEntry>,
+    /// Which of the entry's leaves was chosen.
+    pub leaf: usize,
     /// With `io.l5d.path` + `consume`, where the forwarded target resumes.
     pub consume_from: Option<usize>,
     /// A header not to forward (an edge override policy's credential).
     pub drop_header: Option<usize>,
 }
 
+impl Routed {
+    pub fn leaf(&self) -> &RouteLeaf {
+        &self.entry.leaves[self.leaf]
+    }
+}
+
 /// The local dtab a mesh listener reads from a request: `l5d-ctx-dtab` lines
 /// then `l5d-dtab` lines, bounded in bytes and dentries.
 pub fn request_local_dtab(head: &RequestHead, buf: &[u8]) -> Result<Dtab, ProxyError> {
     let bad = |context| ProxyError::client(ErrorKind::BadDtab, context);
-    let mut bytes = 0usize;
-    for h in &head.headers {
-        if matches!(h.kind, HeaderKind::L5dDtab | HeaderKind::L5dCtxDtab) {
-            bytes += h.value.len();
-        }
-    }
-    if bytes == 0 {
-        return Ok(Dtab::empty());
-    }
-    if bytes > DTAB_HEADER_BYTES_MAX {
-        return Err(bad("dtab override headers too large"));
-    }
     let values = |kind| {
         head.headers
             .iter()
@@ -91,21 +255,27 @@ pub fn request_local_dtab(head: &RequestHead, buf: &[u8]) -> Result<Dtab, ProxyE
     Ok(local)
 }
 
-/// Identifies, binds and picks an endpoint.
-#[allow(clippy::too_many_arguments)] // the phases' inputs, each used once
+/// Everything `route` needs from the shard.
+pub struct RouteCx<'a> {
+    pub router: &'a Router,
+    pub server: &'a Server,
+    pub snapshot: &'a Snapshot,
+    pub global: &'a GlobalNamer,
+    pub cache: &'a RouteCache,
+    pub outstanding: &'a Outstanding,
+}
+
+/// Identifies, binds (or finds the cached bind) and picks an endpoint.
 pub fn route(
-    router: &Router,
-    server: &Server,
+    cx: &RouteCx<'_>,
     peer: std::net::IpAddr,
     head: &RequestHead,
     buf: &[u8],
-    namers: &dyn NamerSet,
-    global: &GlobalNamer,
     rng: &mut Rng,
 ) -> Result<Routed, ProxyError> {
-    let trust = server.trust;
+    let trust = cx.server.trust;
     let view = HeadView { head, buf };
-    let (name, consume_from) = match router.identifier.identify(&view) {
+    let (name, consume_from) = match cx.router.identifier.identify(&view) {
         Identified::Dst { name, consume_from } => (name, consume_from),
         Identified::Unidentified(_) => {
             return Err(ProxyError::client(
@@ -114,95 +284,186 @@ pub fn route(
             ));
         }
     };
+    // Which override lines count, after the edge's credential and source
+    // checks (which depend on the request, so are never cached).
     let mut drop_header = None;
-    let local = match (trust, &server.override_policy) {
-        (Trust::Mesh, _) => request_local_dtab(head, buf)?,
-        (Trust::Edge, None) => Dtab::empty(),
-        (Trust::Edge, Some(p)) => edge_overrides(p, head, buf, peer, &mut drop_header)?,
+    let overrides: &[HeaderKind] = match (trust, &cx.server.override_policy) {
+        (Trust::Mesh, _) => &[HeaderKind::L5dCtxDtab, HeaderKind::L5dDtab],
+        (Trust::Edge, None) => &[],
+        (Trust::Edge, Some(p)) => {
+            edge_admission(p, head, buf, peer, &mut drop_header)?;
+            &[HeaderKind::L5dDtab]
+        }
     };
-    let interp = Interpreter {
-        base: &router.dtab,
-        local: &local,
-        namers,
-        global,
-        max_depth: router.namer_max_depth,
-        max_lookups: BIND_LOOKUPS_MAX,
+    let mut override_bytes = 0usize;
+    let mut key = cx.cache.key.borrow_mut();
+    key.clear();
+    name.show_to_bytes(&mut key);
+    for kind in overrides {
+        key.push(0);
+        for h in head.headers.iter().filter(|h| h.kind == *kind) {
+            override_bytes += h.value.len();
+            key.extend_from_slice(h.value.get(buf));
+            key.push(b'\n');
+        }
+    }
+    if override_bytes > DTAB_HEADER_BYTES_MAX {
+        return Err(ProxyError::client(
+            ErrorKind::BadDtab,
+            "dtab override headers too large",
+        ));
+    }
+    let cached = cx.cache.map.borrow().get(key.as_slice()).cloned();
+    let entry = match cached {
+        Some(e) if e.names_version == cx.snapshot.names_version => e,
+        _ => {
+            let local = match (trust, &cx.server.override_policy) {
+                (Trust::Mesh, _) => request_local_dtab(head, buf)?,
+                (Trust::Edge, None) => Dtab::empty(),
+                (Trust::Edge, Some(p)) => edge_dtab(p, head, buf, peer)?,
+            };
+            let interp = Interpreter {
+                base: &cx.router.dtab,
+                local: &local,
+                namers: cx.snapshot,
+                global: cx.global,
+                max_depth: cx.router.namer_max_depth,
+                max_lookups: BIND_LOOKUPS_MAX,
+            };
+            let bound = interp.bind(&name);
+            let pending = matches!(bound, Lookup::Pending);
+            let e = Rc::new(RouteEntry::new(
+                &name,
+                &local,
+                bound,
+                cx.snapshot.names_version,
+            ));
+            if !pending {
+                let mut map = cx.cache.map.borrow_mut();
+                if map.len() >= ROUTE_CACHE_ENTRIES_MAX {
+                    map.clear();
+                }
+                map.insert(key.as_slice().into(), e.clone());
+            }
+            e
+        }
     };
-    let tree = match interp.bind(&name) {
-        Lookup::Ok(t) => t,
-        Lookup::Pending => {
-            return Err(ProxyError::new(
+    drop(key);
+    entry.outcome?;
+    let leaf_idx = {
+        let l = entry.pick(rng);
+        entry
+            .leaves
+            .iter()
+            .position(|x| std::ptr::eq(x, l))
+            .unwrap_or(0)
+    };
+    let leaf = &entry.leaves[leaf_idx];
+    let eps = match &leaf.fixed {
+        Some(eps) => eps.clone(),
+        None => cx.snapshot.endpoints(&leaf.id).ok_or_else(|| {
+            ProxyError::new(
                 ErrorKind::BindPending,
                 Side::Internal,
                 true,
-                "name is not yet resolved",
-            ));
-        }
-        Lookup::Failed(_) => {
-            return Err(ProxyError::new(
-                ErrorKind::BindFailed,
-                Side::Internal,
-                true,
-                "delegation failed",
-            ));
-        }
+                "endpoints are not yet resolved",
+            )
+        })?,
     };
-    let leaf = pick_leaf(&tree, rng).ok_or_else(|| {
-        ProxyError::new(
-            ErrorKind::NoRoute,
-            Side::Internal,
-            true,
-            "No route to destination",
-        )
-    })?;
-    let Addr::Bound(eps) = &leaf.bound.addr else {
-        return Err(ProxyError::new(
-            ErrorKind::BindPending,
-            Side::Internal,
-            true,
-            "endpoints are not yet resolved",
-        ));
-    };
-    // Endpoints named by host rather than IP await the DNS resolver; pick
-    // among the ones with an address, without collecting them.
-    let no_hosts = || {
+    let addr = pick_endpoint(&eps, cx.outstanding, rng).ok_or_else(|| {
         ProxyError::new(
             ErrorKind::NoRoute,
             Side::Internal,
             true,
             "No hosts are available",
         )
-    };
-    let usable = eps.iter().filter(|e| e.ip.is_some()).count();
-    if usable == 0 {
-        return Err(no_hosts());
-    }
-    let addr = eps
-        .iter()
-        .filter_map(|e| e.socket_addr())
-        .nth(rng.below(usable))
-        .ok_or_else(no_hosts)?;
+    })?;
     Ok(Routed {
         addr,
-        name,
-        bound_id: leaf.bound.id.clone(),
-        residual: leaf.bound.residual.clone(),
-        local,
+        entry,
+        leaf: leaf_idx,
         consume_from,
         drop_header,
     })
 }
 
-/// An edge with an override policy: `l5d-dtab` is admitted only with the
-/// credential, from an allowed network, and when every dentry passes the
-/// policy. `l5d-ctx-dtab` from outside is never read.
-fn edge_overrides(
+/// Requests in flight per endpoint on this shard, for power-of-two-choices.
+#[derive(Default)]
+pub struct Outstanding {
+    counts: RefCell<FxHashMap<SocketAddr, u32>>,
+}
+
+impl Outstanding {
+    pub fn get(&self, a: SocketAddr) -> u32 {
+        self.counts.borrow().get(&a).copied().unwrap_or(0)
+    }
+
+    pub fn start(&self, a: SocketAddr) {
+        *self.counts.borrow_mut().entry(a).or_insert(0) += 1;
+    }
+
+    pub fn finish(&self, a: SocketAddr) {
+        let mut c = self.counts.borrow_mut();
+        if let Some(n) = c.get_mut(&a) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.remove(&a);
+            }
+        }
+    }
+}
+
+/// Power of two choices: two endpoints at random (weighted), the one with
+/// fewer requests in flight on this shard. Endpoints named by host rather
+/// than IP await the DNS resolver and are skipped.
+fn pick_endpoint(eps: &[Endpoint], outstanding: &Outstanding, rng: &mut Rng) -> Option<SocketAddr> {
+    let usable = eps.iter().filter(|e| e.ip.is_some()).count();
+    match usable {
+        0 => None,
+        1 => eps.iter().find_map(Endpoint::socket_addr),
+        _ => {
+            let total: f64 = eps
+                .iter()
+                .filter(|e| e.ip.is_some())
+                .map(|e| e.weight.max(0.0))
+                .sum();
+            let mut draw = || -> Option<SocketAddr> {
+                if total <= 0.0 {
+                    return eps
+                        .iter()
+                        .filter_map(Endpoint::socket_addr)
+                        .nth(rng.below(usable));
+                }
+                let mut x = rng.unit() * total;
+                for e in eps.iter().filter(|e| e.ip.is_some()) {
+                    x -= e.weight.max(0.0);
+                    if x < 0.0 {
+                        return e.socket_addr();
+                    }
+                }
+                eps.iter().rev().find_map(Endpoint::socket_addr)
+            };
+            let a = draw()?;
+            let b = draw()?;
+            Some(if outstanding.get(b) < outstanding.get(a) {
+                b
+            } else {
+                a
+            })
+        }
+    }
+}
+
+/// An edge with an override policy: before any override is considered, the
+/// credential and the client's network. Never cached: they depend on the
+/// request, not on its name.
+fn edge_admission(
     p: &EdgeOverrides,
     head: &RequestHead,
     buf: &[u8],
     peer: std::net::IpAddr,
     drop_header: &mut Option<usize>,
-) -> Result<Dtab, ProxyError> {
+) -> Result<(), ProxyError> {
     let refused = |why| ProxyError::client(ErrorKind::OverrideRefused, why);
     if let Some((name, _)) = &p.require_header {
         *drop_header = head
@@ -210,13 +471,8 @@ fn edge_overrides(
             .iter()
             .position(|h| h.name.get(buf).eq_ignore_ascii_case(name.as_bytes()));
     }
-    let lines = || {
-        head.headers
-            .iter()
-            .filter(|h| h.kind == HeaderKind::L5dDtab)
-    };
-    if lines().next().is_none() {
-        return Ok(Dtab::empty());
+    if !head.headers.iter().any(|h| h.kind == HeaderKind::L5dDtab) {
+        return Ok(());
     }
     if let Some((_, want)) = &p.require_header {
         let given = drop_header
@@ -231,18 +487,27 @@ fn edge_overrides(
         tracing::info!(%peer, "override refused: source not allowed");
         return Err(refused("overrides are not allowed from this address"));
     }
-    let bytes: usize = lines().map(|h| h.value.len()).sum();
-    if bytes > DTAB_HEADER_BYTES_MAX {
-        return Err(ProxyError::client(
-            ErrorKind::BadDtab,
-            "dtab override headers too large",
-        ));
-    }
-    let local = local_dtab(std::iter::empty(), lines().map(|h| h.value.get(buf)))
+    Ok(())
+}
+
+/// The admitted override of an edge with a policy (`l5d-ctx-dtab` from
+/// outside is never read).
+fn edge_dtab(
+    p: &EdgeOverrides,
+    head: &RequestHead,
+    buf: &[u8],
+    peer: std::net::IpAddr,
+) -> Result<Dtab, ProxyError> {
+    let lines = head
+        .headers
+        .iter()
+        .filter(|h| h.kind == HeaderKind::L5dDtab)
+        .map(|h| h.value.get(buf));
+    let local = local_dtab(std::iter::empty(), lines)
         .map_err(|_| ProxyError::client(ErrorKind::BadDtab, "invalid dtab in l5d-dtab"))?;
     if let Err(r) = p.policy.check(&local) {
         tracing::info!(%peer, reason = r.0, "override refused by policy");
-        return Err(refused(r.0));
+        return Err(ProxyError::client(ErrorKind::OverrideRefused, r.0));
     }
     Ok(local)
 }
@@ -250,29 +515,6 @@ fn edge_overrides(
 /// Compares secrets without an early exit on the first differing byte.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// A weighted choice through unions, down to one bound leaf.
-fn pick_leaf<'t>(tree: &'t BoundTree, rng: &mut Rng) -> Option<&'t crate::routing::BoundLeaf> {
-    match tree {
-        NameTree::Leaf(l) => Some(l),
-        NameTree::Union(ws) => {
-            let total: f64 = ws.iter().map(|w| w.weight.max(0.0)).sum();
-            if total <= 0.0 {
-                return ws.first().and_then(|w| pick_leaf(&w.tree, rng));
-            }
-            let mut x = rng.unit() * total;
-            for w in ws {
-                x -= w.weight.max(0.0);
-                if x < 0.0 {
-                    return pick_leaf(&w.tree, rng);
-                }
-            }
-            ws.last().and_then(|w| pick_leaf(&w.tree, rng))
-        }
-        // A bound tree has no Alt; Neg, Fail and Empty have no endpoint.
-        _ => None,
-    }
 }
 
 /// A small per-shard PRNG (xorshift64*): load balancing needs speed and

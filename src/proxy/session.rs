@@ -4,7 +4,7 @@
 use super::error::{ErrorKind, ProxyError, Side, response_for, write_error_response};
 use super::pool::{Pool, UpConn, connect, peer_has_spoken};
 use super::rewrite::{self, ClientFraming};
-use super::route::{Rng, route};
+use super::route::{Outstanding, Rng, RouteCache, RouteCx, route};
 use crate::config::{Router, Server};
 use crate::discovery::Published;
 use crate::http1::chunked::{ChunkedDecoder, ChunkedEvent};
@@ -39,6 +39,8 @@ pub struct ShardCx {
     pub idle_cancel: RefCell<monoio::io::Canceller>,
     /// Open client connections, all listeners.
     pub open: Cell<usize>,
+    /// Requests in flight per endpoint, for load balancing.
+    pub outstanding: Outstanding,
 }
 
 impl ShardCx {
@@ -59,6 +61,8 @@ impl ShardCx {
 pub struct ListenerCx {
     pub router: Arc<Router>,
     pub server: Server,
+    /// Routes bound on this listener, this shard.
+    pub cache: RouteCache,
     /// Open client connections on this listener, this shard.
     pub open: Cell<usize>,
 }
@@ -298,16 +302,15 @@ async fn exchange(
     let routed = {
         let mut rng = shard.rng.borrow_mut();
         let snapshot = shard.snapshot.borrow();
-        route(
-            &lis.router,
-            &lis.server,
-            c.peer.ip(),
-            &head,
-            &c.buf,
-            &**snapshot,
-            &shard.global,
-            &mut rng,
-        )
+        let cx = RouteCx {
+            router: &lis.router,
+            server: &lis.server,
+            snapshot: &snapshot,
+            global: &shard.global,
+            cache: &lis.cache,
+            outstanding: &shard.outstanding,
+        };
+        route(&cx, c.peer.ip(), &head, &c.buf, &mut rng)
     };
     let routed = match routed {
         Ok(r) => r,
@@ -342,6 +345,8 @@ async fn exchange(
         c.peer.ip(),
         &mut c.out,
     );
+    // Counted until this exchange ends, however it ends.
+    let _in_flight = InFlight::new(&shard.outstanding, routed.addr);
     let keep_alive = head.keep_alive;
     let is_head = head.is_head(&c.buf);
     let minor = head.minor;
@@ -504,6 +509,25 @@ async fn exchange(
         shard.pool.put(up);
     }
     Ok(!close_after)
+}
+
+/// A request in flight to an endpoint, for load balancing.
+struct InFlight<'a> {
+    outstanding: &'a Outstanding,
+    addr: SocketAddr,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(outstanding: &'a Outstanding, addr: SocketAddr) -> InFlight<'a> {
+        outstanding.start(addr);
+        InFlight { outstanding, addr }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.outstanding.finish(self.addr);
+    }
 }
 
 fn upstream_reset(retryable: bool) -> ProxyError {
