@@ -73,6 +73,40 @@ struct RawRouter {
     #[serde(default)]
     timeouts: RawTimeouts,
     namer_max_depth: Option<usize>,
+    #[serde(default)]
+    interpreter: RawInterpreter,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawInterpreter {
+    kind: Option<String>,
+    #[serde(default)]
+    transformers: Vec<RawTransformer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTransformer {
+    kind: String,
+    /// `io.l5d.daemonset`: the bound id whose endpoints are the peer
+    /// proxies' incoming listeners, each tagged with its node.
+    peers: Option<String>,
+    /// This proxy's node; defaults to the `NODE_NAME` environment variable.
+    node: Option<String>,
+}
+
+/// How endpoints are rewritten before one is picked (linkerd's
+/// `io.l5d.k8s.daemonset` and `io.l5d.k8s.localnode`, keyed on node names
+/// rather than a /24 guess).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transformer {
+    /// Send to the peer proxy on the destination endpoint's node (its
+    /// incoming router); a destination on this node, or on a node with no
+    /// peer, is reached directly.
+    DaemonSet { peers: Path, node: Option<String> },
+    /// Keep only endpoints on this node.
+    LocalNode { node: String },
 }
 
 #[derive(Debug, Deserialize)]
@@ -275,6 +309,7 @@ pub struct Router {
     pub limits: crate::http1::request::RequestLimits,
     pub timeouts: Timeouts,
     pub namer_max_depth: usize,
+    pub transformers: Vec<Transformer>,
 }
 
 /// A validated configuration.
@@ -539,7 +574,36 @@ impl RawRouter {
                 "must be at least 1024",
             ));
         }
+        if let Some(k) = &self.interpreter.kind
+            && k != "default"
+        {
+            return Err(cfg_err(format!("{key}.interpreter.kind"), format!("unknown interpreter {k:?} (expected default)")));
+        }
+        let mut transformers = Vec::new();
+        for (j, t) in self.interpreter.transformers.iter().enumerate() {
+            let k = format!("{key}.interpreter.transformers[{j}]");
+            let node = t.node.clone().or_else(|| std::env::var("NODE_NAME").ok()).filter(|n| !n.is_empty());
+            transformers.push(match t.kind.as_str() {
+                "io.l5d.daemonset" => {
+                    let peers = t.peers.as_deref().ok_or_else(|| cfg_err(format!("{k}.peers"), "required"))?;
+                    Transformer::DaemonSet {
+                        peers: Path::read(peers).map_err(|e| cfg_err(format!("{k}.peers"), e.message))?,
+                        node,
+                    }
+                }
+                "io.l5d.localnode" => Transformer::LocalNode {
+                    node: node.ok_or_else(|| cfg_err(format!("{k}.node"), "required (or set NODE_NAME)"))?,
+                },
+                other => {
+                    return Err(cfg_err(
+                        format!("{k}.kind"),
+                        format!("unknown transformer {other:?} (expected io.l5d.daemonset or io.l5d.localnode)"),
+                    ));
+                }
+            });
+        }
         Ok(Router {
+            transformers,
             label: self.label,
             dtab: CompiledDtab::new(dtab),
             identifier: Identifier { kind, dst_prefix },

@@ -2,7 +2,7 @@
 //! and one endpoint, through the router's dtab and the request's overrides.
 
 use super::error::{ErrorKind, ProxyError, Side};
-use crate::config::{EdgeOverrides, Router, Server, Trust};
+use crate::config::{EdgeOverrides, Router, Server, Transformer, Trust};
 use crate::http1::request::{HeaderKind, RequestHead};
 use crate::limits::{BIND_LOOKUPS_MAX, DTAB_HEADER_BYTES_MAX, DTAB_LOCAL_DENTRIES_MAX};
 use crate::routing::identify::{self, Identified};
@@ -370,14 +370,18 @@ pub fn route(
             )
         })?,
     };
-    let addr = pick_endpoint(&eps, cx.outstanding, rng).ok_or_else(|| {
-        ProxyError::new(
-            ErrorKind::NoRoute,
-            Side::Internal,
-            true,
-            "No hosts are available",
-        )
-    })?;
+    let no_hosts = || ProxyError::new(ErrorKind::NoRoute, Side::Internal, true, "No hosts are available");
+    let local_only = cx.router.transformers.iter().find_map(|t| match t {
+        Transformer::LocalNode { node } => Some(node.as_str()),
+        Transformer::DaemonSet { .. } => None,
+    });
+    let chosen = pick_endpoint(&eps, local_only, cx.outstanding, rng).ok_or_else(no_hosts)?;
+    let mut addr = chosen.socket_addr().ok_or_else(no_hosts)?;
+    for t in &cx.router.transformers {
+        if let Transformer::DaemonSet { peers, node } = t {
+            addr = via_peer(chosen, addr, peers, node.as_deref(), cx.snapshot);
+        }
+    }
     Ok(Routed {
         addr,
         entry,
@@ -415,43 +419,53 @@ impl Outstanding {
 
 /// Power of two choices: two endpoints at random (weighted), the one with
 /// fewer requests in flight on this shard. Endpoints named by host rather
-/// than IP await the DNS resolver and are skipped.
-fn pick_endpoint(eps: &[Endpoint], outstanding: &Outstanding, rng: &mut Rng) -> Option<SocketAddr> {
-    let usable = eps.iter().filter(|e| e.ip.is_some()).count();
+/// than IP await the DNS resolver and are skipped; with `local_only`, so are
+/// endpoints on other nodes.
+fn pick_endpoint<'e>(
+    eps: &'e [Endpoint],
+    local_only: Option<&str>,
+    outstanding: &Outstanding,
+    rng: &mut Rng,
+) -> Option<&'e Endpoint> {
+    let ok = |e: &&Endpoint| e.ip.is_some() && local_only.is_none_or(|n| e.node.as_deref() == Some(n));
+    let usable = eps.iter().filter(ok).count();
     match usable {
         0 => None,
-        1 => eps.iter().find_map(Endpoint::socket_addr),
+        1 => eps.iter().find(ok),
         _ => {
-            let total: f64 = eps
-                .iter()
-                .filter(|e| e.ip.is_some())
-                .map(|e| e.weight.max(0.0))
-                .sum();
-            let mut draw = || -> Option<SocketAddr> {
+            let total: f64 = eps.iter().filter(ok).map(|e| e.weight.max(0.0)).sum();
+            let mut draw = || -> Option<&'e Endpoint> {
                 if total <= 0.0 {
-                    return eps
-                        .iter()
-                        .filter_map(Endpoint::socket_addr)
-                        .nth(rng.below(usable));
+                    return eps.iter().filter(ok).nth(rng.below(usable));
                 }
                 let mut x = rng.unit() * total;
-                for e in eps.iter().filter(|e| e.ip.is_some()) {
+                for e in eps.iter().filter(ok) {
                     x -= e.weight.max(0.0);
                     if x < 0.0 {
-                        return e.socket_addr();
+                        return Some(e);
                     }
                 }
-                eps.iter().rev().find_map(Endpoint::socket_addr)
+                eps.iter().rev().find(ok)
             };
             let a = draw()?;
             let b = draw()?;
-            Some(if outstanding.get(b) < outstanding.get(a) {
-                b
-            } else {
-                a
-            })
+            let load = |e: &Endpoint| e.socket_addr().map_or(u32::MAX, |s| outstanding.get(s));
+            Some(if load(b) < load(a) { b } else { a })
         }
     }
+}
+
+/// The daemonset hop: the peer proxy on the chosen endpoint's node, unless
+/// the endpoint is on this node or its node has no peer (then directly).
+fn via_peer(chosen: &Endpoint, direct: SocketAddr, peers: &Path, node: Option<&str>, snapshot: &Snapshot) -> SocketAddr {
+    let Some(target) = chosen.node.as_deref() else { return direct };
+    if node == Some(target) {
+        return direct;
+    }
+    snapshot
+        .endpoints(peers)
+        .and_then(|ps| ps.iter().find(|p| p.node.as_deref() == Some(target)).and_then(Endpoint::socket_addr))
+        .unwrap_or(direct)
 }
 
 /// An edge with an override policy: before any override is considered, the

@@ -13,3 +13,4 @@ mod fuzz_corpus;
 mod http1_adversarial;
 mod proxy;
 mod support;
+mod two_nodes;
