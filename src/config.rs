@@ -577,12 +577,19 @@ impl RawRouter {
         if let Some(k) = &self.interpreter.kind
             && k != "default"
         {
-            return Err(cfg_err(format!("{key}.interpreter.kind"), format!("unknown interpreter {k:?} (expected default)")));
+            return Err(cfg_err(
+                format!("{key}.interpreter.kind"),
+                format!("unknown interpreter {k:?} (expected default)"),
+            ));
         }
         let mut transformers = Vec::new();
         for (j, t) in self.interpreter.transformers.iter().enumerate() {
             let k = format!("{key}.interpreter.transformers[{j}]");
-            let node = t.node.clone().or_else(|| std::env::var("NODE_NAME").ok()).filter(|n| !n.is_empty());
+            let node = t
+                .node
+                .clone()
+                .or_else(|| std::env::var("NODE_NAME").ok())
+                .filter(|n| !n.is_empty());
             transformers.push(match t.kind.as_str() {
                 "io.l5d.daemonset" => {
                     let peers = t.peers.as_deref().ok_or_else(|| cfg_err(format!("{k}.peers"), "required"))?;

@@ -370,7 +370,14 @@ pub fn route(
             )
         })?,
     };
-    let no_hosts = || ProxyError::new(ErrorKind::NoRoute, Side::Internal, true, "No hosts are available");
+    let no_hosts = || {
+        ProxyError::new(
+            ErrorKind::NoRoute,
+            Side::Internal,
+            true,
+            "No hosts are available",
+        )
+    };
     let local_only = cx.router.transformers.iter().find_map(|t| match t {
         Transformer::LocalNode { node } => Some(node.as_str()),
         Transformer::DaemonSet { .. } => None,
@@ -427,7 +434,8 @@ fn pick_endpoint<'e>(
     outstanding: &Outstanding,
     rng: &mut Rng,
 ) -> Option<&'e Endpoint> {
-    let ok = |e: &&Endpoint| e.ip.is_some() && local_only.is_none_or(|n| e.node.as_deref() == Some(n));
+    let ok =
+        |e: &&Endpoint| e.ip.is_some() && local_only.is_none_or(|n| e.node.as_deref() == Some(n));
     let usable = eps.iter().filter(ok).count();
     match usable {
         0 => None,
@@ -457,14 +465,26 @@ fn pick_endpoint<'e>(
 
 /// The daemonset hop: the peer proxy on the chosen endpoint's node, unless
 /// the endpoint is on this node or its node has no peer (then directly).
-fn via_peer(chosen: &Endpoint, direct: SocketAddr, peers: &Path, node: Option<&str>, snapshot: &Snapshot) -> SocketAddr {
-    let Some(target) = chosen.node.as_deref() else { return direct };
+fn via_peer(
+    chosen: &Endpoint,
+    direct: SocketAddr,
+    peers: &Path,
+    node: Option<&str>,
+    snapshot: &Snapshot,
+) -> SocketAddr {
+    let Some(target) = chosen.node.as_deref() else {
+        return direct;
+    };
     if node == Some(target) {
         return direct;
     }
     snapshot
         .endpoints(peers)
-        .and_then(|ps| ps.iter().find(|p| p.node.as_deref() == Some(target)).and_then(Endpoint::socket_addr))
+        .and_then(|ps| {
+            ps.iter()
+                .find(|p| p.node.as_deref() == Some(target))
+                .and_then(Endpoint::socket_addr)
+        })
         .unwrap_or(direct)
 }
 

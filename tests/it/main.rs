@@ -8,6 +8,7 @@ mod cli;
 mod demo;
 mod driver;
 mod dtab_conformance;
+mod dtab_conformance_wire;
 mod fs_namer;
 mod fuzz_corpus;
 mod http1_adversarial;

@@ -10,10 +10,20 @@ use crate::support::{Client, Proxy, get};
 use std::net::TcpListener;
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-fn node_config(node: &str, dir: &std::path::Path, ingress: u16, outgoing: u16, incoming: u16) -> String {
+fn node_config(
+    node: &str,
+    dir: &std::path::Path,
+    ingress: u16,
+    outgoing: u16,
+    incoming: u16,
+) -> String {
     format!(
         r#"namers:
 - kind: io.l5d.fs
@@ -81,15 +91,24 @@ fn staging_override_crosses_two_nodes() {
     // world-v2 also says how many proxies its request passed (its Via).
     let v2 = app(&|l| {
         switchyard::demo::serve(l, |headers| {
-            let via = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("via")).map(|(_, v)| v.clone());
-            let hops = via.as_deref().map_or(0, |v| v.matches("switchyard").count());
+            let via = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("via"))
+                .map(|(_, v)| v.clone());
+            let hops = via
+                .as_deref()
+                .map_or(0, |v| v.matches("switchyard").count());
             format!("earth (hops {hops})")
         })
     });
     std::fs::write(dir.join("hello"), format!("127.0.0.1 {hello} node=b\n")).unwrap();
     std::fs::write(dir.join("world-v1"), format!("127.0.0.1 {v1} node=b\n")).unwrap();
     std::fs::write(dir.join("world-v2"), format!("127.0.0.1 {v2} node=a\n")).unwrap();
-    std::fs::write(dir.join("l5d"), format!("127.0.0.1 {a_inc} node=a\n127.0.0.1 {b_inc} node=b\n")).unwrap();
+    std::fs::write(
+        dir.join("l5d"),
+        format!("127.0.0.1 {a_inc} node=a\n127.0.0.1 {b_inc} node=b\n"),
+    )
+    .unwrap();
     for driver in crate::support::drivers() {
         let node_a = Proxy::start(&node_config("a", &dir, a_in, a_out, a_inc), driver);
         let node_b = Proxy::start(&node_config("b", &dir, b_in, b_out, b_inc), driver);
@@ -99,14 +118,26 @@ fn staging_override_crosses_two_nodes() {
         let staged = "GET / HTTP/1.1\r\nHost: www.hello.world\r\nl5d-dtab: /host/world => /srv/world-v2;\r\n\r\n";
         let r = get(ingress, staged);
         // hello -> outgoing(B) -> incoming(A) -> world-v2: two proxies.
-        assert_eq!(r.text(), format!("Hello (127.0.0.1:{hello}) earth (hops 2)!!"), "{}", r.text());
+        assert_eq!(
+            r.text(),
+            format!("Hello (127.0.0.1:{hello}) earth (hops 2)!!"),
+            "{}",
+            r.text()
+        );
         // Interleaved on one connection, the two never mix.
         let mut c = Client::connect(ingress);
         for i in 0..20 {
             let stage = i % 2 == 0;
-            c.send(if stage { staged.as_bytes() } else { b"GET / HTTP/1.1\r\nHost: www.hello.world\r\n\r\n" });
+            c.send(if stage {
+                staged.as_bytes()
+            } else {
+                b"GET / HTTP/1.1\r\nHost: www.hello.world\r\n\r\n"
+            });
             let text = c.response().unwrap().text();
-            assert!(text.contains(if stage { ") earth (" } else { ") world (" }), "{i}: {text}");
+            assert!(
+                text.contains(if stage { ") earth (" } else { ") world (" }),
+                "{i}: {text}"
+            );
         }
         drop((node_a, node_b));
     }
