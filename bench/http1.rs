@@ -66,6 +66,7 @@ fn routed() -> Routed {
         leaf: 0,
         consume_from: None,
         drop_header: None,
+        request_id: 7,
     }
 }
 

@@ -48,6 +48,7 @@ fn main() {
         leaf: 0,
         consume_from: None,
         drop_header: None,
+        request_id: 7,
     };
     let peer = "192.0.2.1".parse().expect("ip");
     let mut out = Vec::with_capacity(2048);

@@ -123,6 +123,10 @@ pub fn request_head(
         out.extend_from_slice(r);
         out.extend_from_slice(b"\r\n");
     }
+    // A fresh id per request, as linkerd's l5d-reqid (a trace span id).
+    out.extend_from_slice(b"l5d-reqid: ");
+    push_hex16(out, routed.request_id);
+    out.extend_from_slice(b"\r\n");
     if trust == Trust::Edge {
         // The client's own X-Forwarded-* claims were dropped; ours are what
         // the proxy saw.
@@ -207,4 +211,12 @@ pub fn response_head(
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Sixteen lower-case hex digits.
+fn push_hex16(out: &mut Vec<u8>, n: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..16).rev() {
+        out.push(HEX[((n >> (i * 4)) & 15) as usize]);
+    }
 }

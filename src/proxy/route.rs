@@ -229,6 +229,8 @@ pub struct Routed {
     pub consume_from: Option<usize>,
     /// A header not to forward (an edge override policy's credential).
     pub drop_header: Option<usize>,
+    /// This request's id (`l5d-reqid`).
+    pub request_id: u64,
 }
 
 impl Routed {
@@ -395,6 +397,7 @@ pub fn route(
         leaf: leaf_idx,
         consume_from,
         drop_header,
+        request_id: rng.next_u64(),
     })
 }
 

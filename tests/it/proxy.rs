@@ -429,3 +429,66 @@ fn edge_override_policy_admits_only_what_it_allows() {
         assert!(r.text().starts_with("v1:"), "{}", r.text());
     }
 }
+
+#[test]
+fn edge_strips_every_routing_header_variant() {
+    let up = Upstream::start(Reply::Describe("up"));
+    let yaml = format!(
+        "routers:\n- protocol: http\n  label: edge\n  dtab: /svc => /$/inet/127.0.0.1/{};\n  servers:\n  - port: 0\n    trust: edge\n",
+        up.addr.port()
+    );
+    let variants = [
+        "l5d-dtab: /svc=>/$/inet/127.0.0.1/1",
+        "L5D-DTAB: /svc=>/$/inet/127.0.0.1/1",
+        "L5d-Dtab: /svc=>/$/inet/127.0.0.1/1",
+        "l5d-ctx-dtab: /svc=>/$/inet/127.0.0.1/1",
+        "L5D-CTX-DTAB: /svc=>/$/inet/127.0.0.1/1",
+        "l5d-ctx-deadline: 0 0",
+        "l5d-ctx-trace: AAAA",
+        "L5D-CTX-SOMETHING-NEW: x",
+        "l5d-dst-service: /svc/admin",
+        "l5d-dst-client: /$/inet/127.0.0.1/1",
+        "l5d-sample: 1.0",
+        "l5d-reqid: 1234",
+        "L5D-ERR: spoofed",
+        "dtab-local: /svc=>/$/inet/127.0.0.1/1",
+    ];
+    for driver in drivers() {
+        let px = Proxy::start(&yaml, driver);
+        // Each alone, then all at once, each twice.
+        let mut all = String::new();
+        for v in variants {
+            let r = get(
+                px.addr("edge"),
+                &format!("GET / HTTP/1.1\r\nHost: web\r\n{v}\r\n\r\n"),
+            );
+            assert_eq!(r.status, 200, "{driver} {v}");
+            all.push_str(&format!("{v}\r\n{v}\r\n"));
+        }
+        let r = get(
+            px.addr("edge"),
+            &format!("GET / HTTP/1.1\r\nHost: web\r\n{all}\r\n"),
+        );
+        assert_eq!(r.status, 200);
+        for req in up.requests() {
+            for (name, value) in &req.headers {
+                let n = name.to_ascii_lowercase();
+                let ours = matches!(
+                    n.as_str(),
+                    "l5d-dst-service" | "l5d-dst-client" | "l5d-dst-residual" | "l5d-reqid"
+                );
+                assert!(
+                    !n.starts_with("l5d-") || ours,
+                    "{name}: {value} reached the upstream"
+                );
+                assert!(n != "dtab-local", "{name}: {value} reached the upstream");
+            }
+            assert_eq!(
+                req.header("l5d-dst-service"),
+                Some("/svc/web"),
+                "our own value, not the client's"
+            );
+            assert_eq!(req.count("l5d-dst-service"), 1);
+        }
+    }
+}
