@@ -82,23 +82,34 @@ async fn read_more(
     buf: &mut Vec<u8>,
     dur: Duration,
 ) -> Result<usize, ReadFail> {
+    let (owned, len, cap) = spare(buf);
+    let r = monoio::time::timeout(dur, stream.read(owned.slice_mut(len..cap))).await;
+    settle_read(r, buf)
+}
+
+/// Takes `buf` (with room to read into) for an owned-buffer read.
+fn spare(buf: &mut Vec<u8>) -> (Vec<u8>, usize, usize) {
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(READ_BUFFER_BYTES);
     }
     let owned = std::mem::take(buf);
     let (len, cap) = (owned.len(), owned.capacity());
-    match monoio::time::timeout(dur, stream.read(owned.slice_mut(len..cap))).await {
-        Ok((Ok(0), slice)) => {
+    (owned, len, cap)
+}
+
+/// Puts the buffer back after a read and says what the read did.
+fn settle_read<E>(
+    r: Result<(std::io::Result<usize>, monoio::buf::SliceMut<Vec<u8>>), E>,
+    buf: &mut Vec<u8>,
+) -> Result<usize, ReadFail> {
+    match r {
+        Ok((res, slice)) => {
             *buf = slice.into_inner();
-            Err(ReadFail::Eof)
-        }
-        Ok((Ok(n), slice)) => {
-            *buf = slice.into_inner();
-            Ok(n)
-        }
-        Ok((Err(_), slice)) => {
-            *buf = slice.into_inner();
-            Err(ReadFail::Io)
+            match res {
+                Ok(0) => Err(ReadFail::Eof),
+                Ok(n) => Ok(n),
+                Err(_) => Err(ReadFail::Io),
+            }
         }
         Err(_) => Err(ReadFail::TimedOut),
     }
@@ -112,31 +123,13 @@ async fn read_more_cancelable(
     handle: monoio::io::CancelHandle,
 ) -> Result<usize, ReadFail> {
     use monoio::io::CancelableAsyncReadRent;
-    if buf.capacity() - buf.len() < 1024 {
-        buf.reserve(READ_BUFFER_BYTES);
-    }
-    let owned = std::mem::take(buf);
-    let (len, cap) = (owned.len(), owned.capacity());
-    match monoio::time::timeout(
+    let (owned, len, cap) = spare(buf);
+    let r = monoio::time::timeout(
         dur,
         stream.cancelable_read(owned.slice_mut(len..cap), handle),
     )
-    .await
-    {
-        Ok((Ok(0), slice)) => {
-            *buf = slice.into_inner();
-            Err(ReadFail::Eof)
-        }
-        Ok((Ok(n), slice)) => {
-            *buf = slice.into_inner();
-            Ok(n)
-        }
-        Ok((Err(_), slice)) => {
-            *buf = slice.into_inner();
-            Err(ReadFail::Io)
-        }
-        Err(_) => Err(ReadFail::TimedOut),
-    }
+    .await;
+    settle_read(r, buf)
 }
 
 /// Writes all of `out` within `dur`.

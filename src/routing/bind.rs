@@ -58,6 +58,24 @@ pub struct Interpreter<'a> {
 }
 
 impl<'a> Interpreter<'a> {
+    /// An interpreter with Finagle's default depth limit and the default
+    /// lookup budget.
+    pub fn with_defaults(
+        base: &'a CompiledDtab,
+        local: &'a Dtab,
+        namers: &'a dyn NamerSet,
+        global: &'a GlobalNamer,
+    ) -> Interpreter<'a> {
+        Interpreter {
+            base,
+            local,
+            namers,
+            global,
+            max_depth: crate::limits::NAMER_MAX_DEPTH_DEFAULT,
+            max_lookups: crate::limits::BIND_LOOKUPS_MAX,
+        }
+    }
+
     /// The dentries of `base ++ local` matching `path`, highest priority
     /// first: local ones (last to first), then the router's.
     pub fn matching(&self, path: &Path, scratch: &mut Matches) -> Vec<(DentrySource, &'a Dentry)> {
@@ -285,22 +303,15 @@ impl Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::{BIND_LOOKUPS_MAX, NAMER_MAX_DEPTH_DEFAULT};
+    use crate::limits::BIND_LOOKUPS_MAX;
     use crate::routing::namer::NoNamers;
 
     fn bind(dtab: &str, path: &str) -> Lookup<BoundTree> {
         let base = CompiledDtab::new(Dtab::read(dtab).unwrap());
         let local = Dtab::empty();
         let global = GlobalNamer::new();
-        Interpreter {
-            base: &base,
-            local: &local,
-            namers: &NoNamers,
-            global: &global,
-            max_depth: NAMER_MAX_DEPTH_DEFAULT,
-            max_lookups: BIND_LOOKUPS_MAX,
-        }
-        .bind(&Path::read(path).unwrap())
+        Interpreter::with_defaults(&base, &local, &NoNamers, &global)
+            .bind(&Path::read(path).unwrap())
     }
 
     /// Every level doubles the branches; each branch ends Neg, so without a
@@ -340,7 +351,7 @@ mod tests {
 #[cfg(test)]
 mod explain_tests {
     use super::*;
-    use crate::limits::{BIND_LOOKUPS_MAX, EXPLAIN_LOOKUPS_MAX, NAMER_MAX_DEPTH_DEFAULT};
+    use crate::limits::EXPLAIN_LOOKUPS_MAX;
     use crate::routing::namer::NoNamers;
 
     #[test]
@@ -352,14 +363,7 @@ mod explain_tests {
         let base = CompiledDtab::new(Dtab::read(&text).unwrap());
         let local = Dtab::empty();
         let global = GlobalNamer::new();
-        let interp = Interpreter {
-            base: &base,
-            local: &local,
-            namers: &NoNamers,
-            global: &global,
-            max_depth: NAMER_MAX_DEPTH_DEFAULT,
-            max_lookups: BIND_LOOKUPS_MAX,
-        };
+        let interp = Interpreter::with_defaults(&base, &local, &NoNamers, &global);
         assert_eq!(
             interp.explain(&Path::read("/p0").unwrap()),
             Err(BindError::TooManyLookups {
@@ -387,14 +391,7 @@ mod deep_tests {
         let base = CompiledDtab::new(Dtab::read(&t).unwrap());
         let local = Dtab::empty();
         let global = GlobalNamer::new();
-        let i = Interpreter {
-            base: &base,
-            local: &local,
-            namers: &NoNamers,
-            global: &global,
-            max_depth: crate::limits::NAMER_MAX_DEPTH_DEFAULT,
-            max_lookups: crate::limits::BIND_LOOKUPS_MAX,
-        };
+        let i = Interpreter::with_defaults(&base, &local, &NoNamers, &global);
         let p = Path::read("/p0").unwrap();
         assert!(matches!(i.bind(&p), Lookup::Ok(NameTree::Leaf(_))));
         let explained = i.explain(&p).unwrap();

@@ -12,7 +12,6 @@ use super::namer::{GlobalNamer, NoNamers};
 use super::nametree::{NameTree, Weighted, write_weight};
 use super::path::Path;
 use super::trie::CompiledDtab;
-use crate::limits::{BIND_LOOKUPS_MAX, NAMER_MAX_DEPTH_DEFAULT};
 
 /// Header bytes as the proxy sees them: ISO-8859-1, one char per byte.
 fn latin1(data: &[u8]) -> String {
@@ -83,14 +82,7 @@ fn check_binds(d: &Dtab) {
     let base = CompiledDtab::new(d.clone());
     let local = Dtab::empty();
     let global = GlobalNamer::new();
-    let interp = Interpreter {
-        base: &base,
-        local: &local,
-        namers: &NoNamers,
-        global: &global,
-        max_depth: NAMER_MAX_DEPTH_DEFAULT,
-        max_lookups: BIND_LOOKUPS_MAX,
-    };
+    let interp = Interpreter::with_defaults(&base, &local, &NoNamers, &global);
     // The first dentry's prefix (wildcards as a literal element) is a path
     // the dtab certainly matches.
     let mut probe = Path::empty();

@@ -1,5 +1,6 @@
 //! The `switchyard dtab` commands, run as a user would.
 
+use crate::support::TempFile;
 use std::process::Command;
 
 fn switchyard(args: &[&str]) -> (i32, String, String) {
@@ -47,8 +48,9 @@ fn dtab_lookup_prints_one_step() {
 const PART_VI_INCOMING: &str = "/srv=>/#/io.l5d.fs;/domain/world/hello/www=>/srv/hello;\
 /host=>/$/io.buoyant.http.domainToPathPfx/domain;/host=>/srv;/host/world=>/srv/world-v1;/svc=>/host";
 
-fn endpoints_file() -> tempfile_path::TempFile {
-    tempfile_path::TempFile::new(
+fn endpoints_file() -> TempFile {
+    TempFile::new(
+        "json",
         r#"{"/#/io.l5d.fs/world-v1": ["127.0.0.1:7001"], "/#/io.l5d.fs/world-v2": ["127.0.0.1:7002"],
             "/#/io.l5d.fs/hello": ["127.0.0.1:7000"]}"#,
     )
@@ -108,7 +110,7 @@ fn dtab_bind_reports_loops_and_neg() {
     assert_eq!(v["tree"], "~");
     assert_eq!(v["addresses"], serde_json::json!([]));
 
-    let eps = tempfile_path::TempFile::new(r#"{"/#/io.l5d.fs/world-v1": "pending"}"#);
+    let eps = TempFile::new("json", r#"{"/#/io.l5d.fs/world-v1": "pending"}"#);
     let (_, out, _) = switchyard(&[
         "dtab",
         "bind",
@@ -155,7 +157,7 @@ fn dtab_explain_shows_every_branch() {
 
 #[test]
 fn bad_endpoints_file_is_a_clear_error() {
-    let eps = tempfile_path::TempFile::new(r#"{"/#/io.l5d.fs/x": ["nope"]}"#);
+    let eps = TempFile::new("json", r#"{"/#/io.l5d.fs/x": ["nope"]}"#);
     let (code, _, err) = switchyard(&[
         "dtab",
         "bind",
@@ -167,34 +169,4 @@ fn bad_endpoints_file_is_a_clear_error() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("is not \"host:port\""), "{err}");
-}
-
-/// A file that removes itself.
-mod tempfile_path {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    pub struct TempFile(std::path::PathBuf);
-
-    impl TempFile {
-        pub fn new(contents: &str) -> TempFile {
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "switchyard-test-{}-{}.json",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::write(&p, contents).expect("write temp file");
-            TempFile(p)
-        }
-
-        pub fn path(&self) -> &str {
-            self.0.to_str().expect("utf-8 temp path")
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
 }
