@@ -95,7 +95,7 @@ fn bench_response(c: &mut Criterion) {
                 .expect("valid")
                 .expect("complete");
             let framing = client_framing(&r, 1);
-            rewrite::response_head(&r, RESPONSE, framing, Trust::Mesh, false, &mut out);
+            rewrite::response_head(&r, RESPONSE, framing, Trust::Mesh, false, 1, &mut out);
             black_box(out.len())
         })
     });

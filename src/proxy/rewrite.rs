@@ -168,6 +168,7 @@ pub fn response_head(
     framing: ClientFraming,
     trust: Trust,
     close: bool,
+    client_minor: u8,
     out: &mut Vec<u8>,
 ) {
     out.clear();
@@ -209,6 +210,9 @@ pub fn response_head(
     }
     if close || framing == ClientFraming::Close {
         out.extend_from_slice(b"Connection: close\r\n");
+    } else if client_minor == 0 {
+        // An HTTP/1.0 client closes unless told the connection persists.
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
 }

@@ -460,6 +460,7 @@ async fn exchange(
         framing,
         lis.server.trust,
         close_after,
+        minor,
         &mut c.out,
     );
     let upstream_reusable = resp.reusable && body_sent;

@@ -492,3 +492,23 @@ fn edge_strips_every_routing_header_variant() {
         }
     }
 }
+
+#[test]
+fn http10_keep_alive_is_announced() {
+    let up = Upstream::start(Reply::Fixed("ok"));
+    for driver in drivers() {
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let mut c = Client::connect(px.addr("out"));
+        for _ in 0..2 {
+            c.send(b"GET / HTTP/1.0\r\nHost: web\r\nConnection: keep-alive\r\n\r\n");
+            let r = c.response().expect("response");
+            assert_eq!(r.status, 200, "{driver}");
+            assert_eq!(r.header("connection"), Some("keep-alive"));
+        }
+        // Without the token, HTTP/1.0 closes after the response.
+        c.send(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n");
+        let r = c.response().expect("response");
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(c.closed_within(Duration::from_secs(2)));
+    }
+}
