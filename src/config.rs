@@ -36,9 +36,23 @@ fn cfg_err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 struct RawConfig {
     #[serde(default)]
     runtime: RawRuntime,
+    admin: Option<RawAdmin>,
     #[serde(default)]
     namers: Vec<RawNamer>,
     routers: Vec<RawRouter>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawAdmin {
+    #[serde(default = "default_ip")]
+    ip: IpAddr,
+    #[serde(default = "default_admin_port")]
+    port: u16,
+}
+
+fn default_admin_port() -> u16 {
+    9990
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,6 +330,8 @@ pub struct Router {
 #[derive(Debug)]
 pub struct Config {
     pub driver: DriverChoice,
+    /// Where the admin server listens, when configured.
+    pub admin: Option<SocketAddr>,
     /// Configured namers, in config order (tried in that order).
     pub namers: Vec<crate::discovery::fs::FsNamer>,
     /// Shard count; `None` means one per CPU in the affinity mask.
@@ -416,6 +432,7 @@ impl RawConfig {
         }
         Ok(Config {
             driver,
+            admin: self.admin.as_ref().map(|a| SocketAddr::new(a.ip, a.port)),
             namers,
             shards: self.runtime.shards,
             drain_timeout: Duration::from_millis(self.runtime.drain_timeout_ms.unwrap_or(10_000)),

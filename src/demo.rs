@@ -132,6 +132,7 @@ pub struct DemoPorts {
     pub ingress: u16,
     pub outgoing: u16,
     pub incoming: u16,
+    pub admin: u16,
 }
 
 /// The demo's config: the Part VI routers over two file namers.
@@ -233,8 +234,11 @@ pub fn instructions(ports: DemoPorts) -> String {
          Inside the mesh (outgoing router, as hello uses it):\n  \
            curl -H 'Host: world' http://127.0.0.1:{o}/\n\
          \n\
+         The dtab playground: http://127.0.0.1:{a}/delegator\n\
+         \n\
          Ctrl-C stops it.\n",
         i = ports.ingress,
         o = ports.outgoing,
+        a = ports.admin,
     )
 }

@@ -38,6 +38,9 @@ enum Command {
         outgoing_port: u16,
         #[arg(long, default_value_t = 4141)]
         incoming_port: u16,
+        /// The admin server (dtab playground at /delegator).
+        #[arg(long, default_value_t = 9990)]
+        admin_port: u16,
         #[arg(long)]
         driver: Option<switchyard::config::DriverChoice>,
     },
@@ -123,12 +126,14 @@ fn main() -> ExitCode {
             ingress_port,
             outgoing_port,
             incoming_port,
+            admin_port,
             driver,
         } => {
             let ports = switchyard::demo::DemoPorts {
                 ingress: *ingress_port,
                 outgoing: *outgoing_port,
                 incoming: *incoming_port,
+                admin: *admin_port,
             };
             return demo(ports, *driver);
         }
@@ -176,10 +181,19 @@ fn run(config: &std::path::Path, driver: Option<switchyard::config::DriverChoice
         }
     };
     let choice = driver.unwrap_or(cfg.driver);
+    let admin_addr = cfg.admin;
     let running = match switchyard::runtime::start(cfg, choice) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("switchyard: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let _admin = match admin_addr.map(|a| start_admin(a, &running)).transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("switchyard: {e}");
+            running.shutdown();
             return ExitCode::from(1);
         }
     };
@@ -272,10 +286,20 @@ fn demo(
                 running.driver
             );
         }
+        let admin = match start_admin(([127, 0, 0, 1], ports.admin).into(), &running) {
+            Ok(a) => a,
+            Err(e) => {
+                running.shutdown();
+                return Err(format!(
+                    "{e}\n(port in use? choose another with --admin-port)"
+                ));
+            }
+        };
         emit(&switchyard::demo::instructions(ports), "");
         if let Some(sig) = signals.forever().next() {
             tracing::info!(signal = sig, "draining");
         }
+        drop(admin);
         running.shutdown();
         Ok(())
     })();
@@ -328,4 +352,20 @@ fn demo_app(app: &DemoApp) -> ExitCode {
     };
     let _ = signals.forever().next();
     ExitCode::SUCCESS
+}
+
+fn start_admin(
+    addr: std::net::SocketAddr,
+    running: &switchyard::runtime::Running,
+) -> Result<switchyard::admin::Admin, String> {
+    let state = switchyard::admin::AdminState {
+        routers: running.routers.clone(),
+        published: running.discovery.as_ref().map(|(p, _)| p.clone()),
+        shard_generations: running.shard_generations.clone(),
+        listeners: running.listeners.clone(),
+        driver: running.driver.to_string(),
+    };
+    let admin = switchyard::admin::start(addr, state)?;
+    eprintln!("switchyard: admin listening on {}", admin.addr);
+    Ok(admin)
 }

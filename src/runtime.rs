@@ -99,6 +99,9 @@ pub fn shard_cpus(count: Option<usize>) -> Vec<Option<core_affinity::CoreId>> {
 pub struct Running {
     pub listeners: Vec<(String, SocketAddr)>,
     pub driver: Driver,
+    pub routers: Vec<Arc<Router>>,
+    /// The snapshot generation each shard has applied.
+    pub shard_generations: Vec<Arc<std::sync::atomic::AtomicU64>>,
     /// The discovery thread (stopped when this is dropped).
     pub discovery: Option<(Arc<Published>, crate::discovery::fs::FsDiscovery)>,
     drains: Vec<oneshot::Sender<()>>,
@@ -145,6 +148,7 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
     }
     let mut drains = Vec::new();
     let mut threads = Vec::new();
+    let mut shard_generations = Vec::new();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     for (i, (cpu, lis)) in cpus.into_iter().zip(per_shard).enumerate() {
         let (tx, rx) = oneshot::channel();
@@ -152,13 +156,15 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
         let drain_timeout = config.drain_timeout;
         let ready = ready_tx.clone();
         let published = discovery.as_ref().map(|(p, _)| p.clone());
+        let report = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        shard_generations.push(report.clone());
         let t = std::thread::Builder::new()
             .name(format!("shard-{i}"))
             .spawn(move || {
                 if let Some(cpu) = cpu {
                     core_affinity::set_for_current(cpu);
                 }
-                run_shard(i, published, chosen, lis, rx, drain_timeout, ready);
+                run_shard(i, published, report, chosen, lis, rx, drain_timeout, ready);
             })
             .map_err(|e| format!("cannot start shard {i}: {e}"))?;
         threads.push(t);
@@ -174,6 +180,8 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
     Ok(Running {
         listeners,
         driver: chosen,
+        routers: config.routers.clone(),
+        shard_generations,
         discovery,
         drains,
         threads,
@@ -207,9 +215,11 @@ pub fn choose_driver(choice: DriverChoice) -> Result<Driver, String> {
 
 type ShardListeners = Vec<(std::net::TcpListener, Arc<Router>, Server)>;
 
+#[allow(clippy::too_many_arguments)] // one shard's whole start-up state
 fn run_shard(
     id: usize,
     published: Option<Arc<Published>>,
+    report: Arc<std::sync::atomic::AtomicU64>,
     driver: Driver,
     listeners: ShardListeners,
     drain: oneshot::Receiver<()>,
@@ -219,6 +229,7 @@ fn run_shard(
     let fut = shard_main(
         id,
         published,
+        report,
         listeners,
         drain,
         drain_timeout,
@@ -244,16 +255,22 @@ fn run_shard(
 async fn shard_main(
     id: usize,
     published: Option<Arc<Published>>,
+    report: Arc<std::sync::atomic::AtomicU64>,
     listeners: ShardListeners,
     drain: oneshot::Receiver<()>,
     drain_timeout: Duration,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
     let first = published.as_ref().map(|p| p.load()).unwrap_or_default();
+    report.store(
+        first.generation.max(1),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let shard = Rc::new(ShardCx {
         pool: Default::default(),
         global: GlobalNamer::new(),
         applied: Cell::new(first.generation),
+        applied_report: report,
         snapshot: RefCell::new(first),
         published,
         rng: RefCell::new(Rng::new(0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1))),

@@ -31,6 +31,8 @@ pub struct ShardCx {
     /// The snapshot this shard binds against, and its generation.
     pub snapshot: RefCell<Arc<Snapshot>>,
     pub applied: Cell<u64>,
+    /// The applied generation, as the admin server reads it.
+    pub applied_report: Arc<std::sync::atomic::AtomicU64>,
     pub rng: RefCell<Rng>,
     /// Set when the process is draining: connections close after their
     /// current exchange.
@@ -52,6 +54,8 @@ impl ShardCx {
             if g != self.applied.get() {
                 *self.snapshot.borrow_mut() = p.load();
                 self.applied.set(g);
+                self.applied_report
+                    .store(g, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }

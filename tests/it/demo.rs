@@ -6,12 +6,12 @@ use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_ports() -> [u16; 3] {
-    let ls: Vec<std::net::TcpListener> = (0..3)
+fn free_ports() -> [u16; 4] {
+    let ls: Vec<std::net::TcpListener> = (0..4)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
     let p: Vec<u16> = ls.iter().map(|l| l.local_addr().unwrap().port()).collect();
-    [p[0], p[1], p[2]]
+    [p[0], p[1], p[2], p[3]]
 }
 
 struct Demo(std::process::Child);
@@ -25,7 +25,7 @@ impl Drop for Demo {
 
 #[test]
 fn demo_stages_world_v2_for_one_request_at_a_time() {
-    let [ingress, outgoing, incoming] = free_ports();
+    let [ingress, outgoing, incoming, admin] = free_ports();
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args([
             "demo",
@@ -35,6 +35,8 @@ fn demo_stages_world_v2_for_one_request_at_a_time() {
             &outgoing.to_string(),
             "--incoming-port",
             &incoming.to_string(),
+            "--admin-port",
+            &admin.to_string(),
         ])
         .env("SWITCHYARD_LOG", "warn")
         .stdout(Stdio::piped())

@@ -4,6 +4,7 @@
 //! recordings between threads behind mutexes.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod admin;
 mod cli;
 mod demo;
 mod driver;

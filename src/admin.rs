@@ -1,0 +1,418 @@
+//! The admin server (linkerd's `:9990`): liveness and readiness, the
+//! effective config, discovery state, the delegation API and the dtab
+//! playground page, and a drain trigger.
+//!
+//! It runs on its own thread with blocking sockets, one request at a time:
+//! admin traffic is a person or a probe, and nothing here may touch a
+//! shard's state. It reads what the shards publish (their applied snapshot
+//! generation) and what discovery publishes (the newest snapshot).
+
+#![allow(clippy::disallowed_methods)] // the admin thread is not a shard
+
+use crate::config::Router;
+use crate::discovery::Published;
+use crate::limits::BIND_LOOKUPS_MAX;
+use crate::routing::snapshot::Snapshot;
+use crate::routing::{Dtab, GlobalNamer, Interpreter, Path};
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Largest admin request accepted (head and body).
+const ADMIN_REQUEST_BYTES_MAX: usize = 64 * 1024;
+
+/// What the admin server reports on.
+pub struct AdminState {
+    pub routers: Vec<Arc<Router>>,
+    pub published: Option<Arc<Published>>,
+    pub shard_generations: Vec<Arc<AtomicU64>>,
+    pub listeners: Vec<(String, SocketAddr)>,
+    pub driver: String,
+}
+
+impl AdminState {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.published
+            .as_ref()
+            .map(|p| p.load())
+            .unwrap_or_default()
+    }
+
+    /// Ready when every shard has applied discovery's first full sync.
+    fn ready(&self) -> Result<(), String> {
+        let want = self.published.as_ref().map_or(1, |_| 1);
+        for (i, g) in self.shard_generations.iter().enumerate() {
+            if g.load(Ordering::Relaxed) < want {
+                return Err(format!(
+                    "shard {i} has not applied the first discovery snapshot"
+                ));
+            }
+        }
+        if self.snapshot().namers.iter().any(|n| !n.synced) {
+            return Err("a namer has not completed its first sync".into());
+        }
+        Ok(())
+    }
+}
+
+/// A running admin server; stops when dropped.
+pub struct Admin {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds `addr` and serves until dropped.
+pub fn start(addr: SocketAddr, state: AdminState) -> Result<Admin, String> {
+    let listener =
+        TcpListener::bind(addr).map_err(|e| format!("admin: cannot listen on {addr}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || {
+            let global = GlobalNamer::new();
+            for conn in listener.incoming() {
+                if s.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = conn.set_write_timeout(Some(Duration::from_secs(5)));
+                let peer = conn.peer_addr().ok();
+                if let Some((method, target, body)) = read_request(&mut conn) {
+                    let (status, ctype, body) =
+                        handle(&state, &global, &method, &target, &body, peer);
+                    let _ = write_response(&mut conn, status, ctype, &body);
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Admin {
+        addr,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+fn read_request(conn: &mut TcpStream) -> Option<(String, String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let mut hs = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut hs);
+        if let Ok(httparse::Status::Complete(n)) = req.parse(&buf) {
+            let len = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| {
+                    std::str::from_utf8(h.value)
+                        .ok()?
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                })
+                .unwrap_or(0);
+            let (method, target) = (req.method?.to_owned(), req.path?.to_owned());
+            if n + len > ADMIN_REQUEST_BYTES_MAX {
+                return None;
+            }
+            while buf.len() < n + len {
+                let k = conn.read(&mut chunk).ok()?;
+                if k == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..k]);
+            }
+            return Some((method, target, buf[n..n + len].to_vec()));
+        }
+        if buf.len() > ADMIN_REQUEST_BYTES_MAX {
+            return None;
+        }
+        let k = conn.read(&mut chunk).ok()?;
+        if k == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..k]);
+    }
+}
+
+fn write_response(
+    conn: &mut TcpStream,
+    status: u16,
+    ctype: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        415 => "Unsupported Media Type",
+        _ => "Service Unavailable",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes())?;
+    conn.write_all(body)
+}
+
+type Reply = (u16, &'static str, Vec<u8>);
+
+fn text(status: u16, s: &str) -> Reply {
+    (status, "text/plain", s.as_bytes().to_vec())
+}
+
+fn json_reply(v: &Value) -> Reply {
+    (200, "application/json", v.to_string().into_bytes())
+}
+
+fn handle(
+    state: &AdminState,
+    global: &GlobalNamer,
+    method: &str,
+    target: &str,
+    body: &[u8],
+    peer: Option<SocketAddr>,
+) -> Reply {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    match (method, path) {
+        ("GET", "/admin/ping") => text(200, "pong"),
+        ("GET", "/live") => text(200, "ok"),
+        ("GET", "/ready") => match state.ready() {
+            Ok(()) => text(200, "ready"),
+            Err(why) => text(503, &why),
+        },
+        ("GET", "/config.json") => json_reply(&config_json(state)),
+        ("GET", "/namer_state") | ("GET", "/namer_state.json") => json_reply(&namer_state(state)),
+        ("GET", "/client_state.json") => json_reply(&client_state(state)),
+        ("GET", "/delegator") => (
+            200,
+            "text/html; charset=utf-8",
+            playground(state).into_bytes(),
+        ),
+        ("POST", "/delegator.json") => {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return text(
+                    400,
+                    &format!(
+                        "Malformed delegation request: {}",
+                        String::from_utf8_lossy(body)
+                    ),
+                );
+            };
+            match (v["dtab"].as_str(), v["path"].as_str()) {
+                (Some(dtab), Some(path)) => {
+                    delegate(state, global, v["namespace"].as_str(), dtab, path)
+                }
+                _ => text(
+                    400,
+                    &format!(
+                        "Malformed delegation request: {}",
+                        String::from_utf8_lossy(body)
+                    ),
+                ),
+            }
+        }
+        ("GET", "/delegator.json") => {
+            let param = |k: &str| {
+                query
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| percent_decode(v))
+            };
+            let (Some(path), dtab) = (param("path"), param("dtab")) else {
+                return text(400, "Malformed delegation request: path is required");
+            };
+            delegate(
+                state,
+                global,
+                param("namespace").as_deref(),
+                dtab.as_deref().unwrap_or(""),
+                &path,
+            )
+        }
+        ("POST", "/admin/shutdown") => {
+            // Only from this machine: in Kubernetes the drain comes from
+            // SIGTERM.
+            if !peer.is_some_and(|p| p.ip().is_loopback()) {
+                return text(403, "shutdown is only accepted from loopback");
+            }
+            let _ = signal_hook::low_level::raise(signal_hook::consts::SIGTERM);
+            text(200, "draining")
+        }
+        (_, "/delegator.json" | "/admin/shutdown" | "/admin/ping" | "/ready" | "/live") => {
+            text(405, "method not allowed")
+        }
+        _ => text(404, "not found"),
+    }
+}
+
+/// `/delegator.json`: the delegation tree of `path` through `dtab` (the
+/// whole dtab the client sends, as linkerd's UI did) against the router's
+/// namers and live discovery state.
+fn delegate(
+    state: &AdminState,
+    global: &GlobalNamer,
+    namespace: Option<&str>,
+    dtab: &str,
+    path: &str,
+) -> Reply {
+    let dtab = match Dtab::read(dtab) {
+        Ok(d) => d,
+        Err(e) => return text(400, &format!("Invalid dtab: {}", e.message)),
+    };
+    let path = match Path::read(path) {
+        Ok(p) => p,
+        Err(e) => return text(400, &format!("Invalid path: {}", e.message)),
+    };
+    let router = namespace.and_then(|ns| state.routers.iter().find(|r| r.label == ns));
+    if namespace.is_some() && router.is_none() {
+        return text(404, "no such router");
+    }
+    let base = crate::routing::CompiledDtab::new(dtab);
+    let local = Dtab::empty();
+    let snapshot = state.snapshot();
+    let interp = Interpreter {
+        base: &base,
+        local: &local,
+        namers: &*snapshot,
+        global,
+        max_depth: router.map_or(crate::limits::NAMER_MAX_DEPTH_DEFAULT, |r| {
+            r.namer_max_depth
+        }),
+        max_lookups: BIND_LOOKUPS_MAX,
+    };
+    match interp.explain(&path) {
+        Ok(t) => json_reply(&t.to_json()),
+        Err(e) => text(503, &e.to_string()),
+    }
+}
+
+fn config_json(state: &AdminState) -> Value {
+    let routers: Vec<Value> = state
+        .routers
+        .iter()
+        .map(|r| {
+            json!({
+                "label": r.label,
+                "dtab": r.dtab.dtab().show(),
+                "dstPrefix": r.identifier.dst_prefix.show(),
+                "identifier": format!("{:?}", r.identifier.kind),
+                "servers": r.servers.iter().map(|s| json!({
+                    "address": s.addr.to_string(),
+                    "trust": format!("{:?}", s.trust).to_lowercase(),
+                    "connectionsMax": s.connections_max,
+                    // Prefixes and destinations only: a credential's value
+                    // is a secret and is never shown.
+                    "overridePolicy": s.override_policy.as_ref().map(|p| json!({
+                        "prefixes": p.policy.prefixes.iter().map(Path::show).collect::<Vec<_>>(),
+                        "destinations": p.policy.destinations.iter().map(Path::show).collect::<Vec<_>>(),
+                        "requireHeader": p.require_header.as_ref().map(|(n, _)| json!({"name": n, "value": "<elided>"})),
+                    })),
+                })).collect::<Vec<_>>(),
+                "timeouts": format!("{:?}", r.timeouts),
+                "transformers": format!("{:?}", r.transformers),
+            })
+        })
+        .collect();
+    json!({
+        "driver": state.driver,
+        "listeners": state.listeners.iter().map(|(l, a)| json!({"router": l, "address": a.to_string()})).collect::<Vec<_>>(),
+        "routers": routers,
+    })
+}
+
+fn namer_state(state: &AdminState) -> Value {
+    let s = state.snapshot();
+    json!({
+        "generation": s.generation,
+        "namesVersion": s.names_version,
+        "shardsApplied": state.shard_generations.iter().map(|g| g.load(Ordering::Relaxed)).collect::<Vec<_>>(),
+        "namers": s.namers.iter().map(|n| json!({
+            "prefix": n.prefix.show(),
+            "synced": n.synced,
+            "services": n.services.len(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn client_state(state: &AdminState) -> Value {
+    let s = state.snapshot();
+    let mut out = serde_json::Map::new();
+    for n in &s.namers {
+        for (name, svc) in n.services.iter() {
+            let id = format!("{}/{}", n.prefix.show(), name);
+            let eps: Vec<Value> = svc
+                .endpoints
+                .iter()
+                .map(|e| json!({"address": e.to_string(), "weight": e.weight, "node": e.node.as_deref()}))
+                .collect();
+            out.insert(id, Value::Array(eps));
+        }
+    }
+    Value::Object(out)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let decoded = (b[i] == b'%')
+            .then(|| b.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (b[i], decoded) {
+            (_, Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, None) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The dtab playground: pick a router, start from its dtab, add an
+/// override, type a path, see every branch of the delegation with the
+/// dentry behind each step and the endpoints it reaches.
+fn playground(state: &AdminState) -> String {
+    let routers: Vec<Value> = state
+        .routers
+        .iter()
+        .map(|r| json!({"label": r.label, "dtab": r.dtab.dtab().dentries().iter().map(|d| d.show()).collect::<Vec<_>>().join(";\n")}))
+        .collect();
+    // `</` cannot appear inside the script element's JSON.
+    let data = Value::Array(routers).to_string().replace("</", "<\\/");
+    PLAYGROUND.replace("{{ROUTERS}}", &data)
+}
+
+const PLAYGROUND: &str = include_str!("admin/playground.html");
