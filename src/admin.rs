@@ -27,6 +27,11 @@ const ADMIN_REQUEST_BYTES_MAX: usize = 64 * 1024;
 /// What the admin server reports on.
 pub struct AdminState {
     pub routers: Vec<Arc<Router>>,
+    pub listener_stats: Vec<(
+        String,
+        SocketAddr,
+        Arc<crate::proxy::session::ListenerStats>,
+    )>,
     pub published: Option<Arc<Published>>,
     pub shard_generations: Vec<Arc<AtomicU64>>,
     pub listeners: Vec<(String, SocketAddr)>,
@@ -203,6 +208,7 @@ fn handle(
             Err(why) => text(503, &why),
         },
         ("GET", "/config.json") => json_reply(&config_json(state)),
+        ("GET", "/admin/metrics.json") => json_reply(&metrics_json(state)),
         ("GET", "/namer_state") | ("GET", "/namer_state.json") => json_reply(&namer_state(state)),
         ("GET", "/client_state.json") => json_reply(&client_state(state)),
         ("GET", "/delegator") => (
@@ -341,6 +347,23 @@ fn config_json(state: &AdminState) -> Value {
         "listeners": state.listeners.iter().map(|(l, a)| json!({"router": l, "address": a.to_string()})).collect::<Vec<_>>(),
         "routers": routers,
     })
+}
+
+/// Counters summed over shards, as flat keys in linkerd's style
+/// (`rt/<router>/server/<ip>/<port>/...`).
+fn metrics_json(state: &AdminState) -> Value {
+    let mut m = std::collections::BTreeMap::<String, u64>::new();
+    for (router, addr, s) in &state.listener_stats {
+        let base = format!("rt/{router}/server/{}/{}", addr.ip(), addr.port());
+        for (k, v) in [
+            ("requests", &s.requests),
+            ("override/admitted", &s.overrides_admitted),
+            ("override/refused", &s.overrides_refused),
+        ] {
+            *m.entry(format!("{base}/{k}")).or_default() += v.load(Ordering::Relaxed);
+        }
+    }
+    json!(m)
 }
 
 fn namer_state(state: &AdminState) -> Value {

@@ -8,7 +8,7 @@
 use crate::config::{Config, DriverChoice, Router, Server};
 use crate::discovery::Published;
 use crate::proxy::route::Rng;
-use crate::proxy::session::{ListenerCx, ShardCx, serve_connection};
+use crate::proxy::session::{ListenerCx, ListenerStats, ShardCx, serve_connection};
 use crate::routing::GlobalNamer;
 use futures_channel::oneshot;
 use std::cell::{Cell, RefCell};
@@ -102,6 +102,8 @@ pub struct Running {
     pub routers: Vec<Arc<Router>>,
     /// The snapshot generation each shard has applied.
     pub shard_generations: Vec<Arc<std::sync::atomic::AtomicU64>>,
+    /// Counters of each listener on each shard: (router, address, stats).
+    pub listener_stats: Vec<(String, SocketAddr, Arc<ListenerStats>)>,
     /// The discovery thread (stopped when this is dropped).
     pub discovery: Option<(Arc<Published>, crate::discovery::fs::FsDiscovery)>,
     drains: Vec<oneshot::Sender<()>>,
@@ -139,11 +141,13 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
         .iter()
         .map(|b| (b.router.label.clone(), b.addr))
         .collect();
-    let mut per_shard: Vec<Vec<(std::net::TcpListener, Arc<Router>, Server)>> =
-        (0..cpus.len()).map(|_| Vec::new()).collect();
+    let mut listener_stats = Vec::new();
+    let mut per_shard: Vec<ShardListeners> = (0..cpus.len()).map(|_| Vec::new()).collect();
     for b in bound {
         for (i, s) in b.sockets.into_iter().enumerate() {
-            per_shard[i].push((s, b.router.clone(), b.server.clone()));
+            let stats = Arc::new(ListenerStats::default());
+            listener_stats.push((b.router.label.clone(), b.addr, stats.clone()));
+            per_shard[i].push((s, b.router.clone(), b.server.clone(), stats));
         }
     }
     let mut drains = Vec::new();
@@ -182,6 +186,7 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
         driver: chosen,
         routers: config.routers.clone(),
         shard_generations,
+        listener_stats,
         discovery,
         drains,
         threads,
@@ -213,7 +218,12 @@ pub fn choose_driver(choice: DriverChoice) -> Result<Driver, String> {
     }
 }
 
-type ShardListeners = Vec<(std::net::TcpListener, Arc<Router>, Server)>;
+type ShardListeners = Vec<(
+    std::net::TcpListener,
+    Arc<Router>,
+    Server,
+    Arc<ListenerStats>,
+)>;
 
 #[allow(clippy::too_many_arguments)] // one shard's whole start-up state
 fn run_shard(
@@ -280,7 +290,7 @@ async fn shard_main(
         outstanding: Default::default(),
     });
     let mut accept_tasks = Vec::new();
-    for (std_listener, router, server) in listeners {
+    for (std_listener, router, server, stats) in listeners {
         let listener = match monoio::net::TcpListener::from_std(std_listener) {
             Ok(l) => l,
             Err(e) => {
@@ -291,6 +301,7 @@ async fn shard_main(
         let lis = Rc::new(ListenerCx {
             router,
             server,
+            stats,
             cache: Default::default(),
             open: Cell::new(0),
         });

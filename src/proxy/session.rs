@@ -61,10 +61,28 @@ impl ShardCx {
     }
 }
 
+/// Counters of one listener on one shard. Only that shard writes them
+/// (relaxed, uncontended); the admin server sums them when asked.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    pub requests: std::sync::atomic::AtomicU64,
+    /// Edge overrides admitted by the override policy.
+    pub overrides_admitted: std::sync::atomic::AtomicU64,
+    /// Edge overrides refused (403).
+    pub overrides_refused: std::sync::atomic::AtomicU64,
+}
+
+impl ListenerStats {
+    fn bump(c: &std::sync::atomic::AtomicU64) {
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// What a listener's connections share.
 pub struct ListenerCx {
     pub router: Arc<Router>,
     pub server: Server,
+    pub stats: Arc<ListenerStats>,
     /// Routes bound on this listener, this shard.
     pub cache: RouteCache,
     /// Open client connections on this listener, this shard.
@@ -309,9 +327,18 @@ async fn exchange(
         };
         route(&cx, c.peer.ip(), &head, &c.buf, &mut rng)
     };
+    ListenerStats::bump(&lis.stats.requests);
     let routed = match routed {
-        Ok(r) => r,
+        Ok(r) => {
+            if lis.server.trust == crate::config::Trust::Edge && r.entry.ctx_dtab.is_some() {
+                ListenerStats::bump(&lis.stats.overrides_admitted);
+            }
+            r
+        }
         Err(e) => {
+            if e.kind == ErrorKind::OverrideRefused {
+                ListenerStats::bump(&lis.stats.overrides_refused);
+            }
             c.buf.drain(..head.head_len);
             // An unread body would be parsed as the next request: close.
             return Err(Abort::Respond(e, has_body));
