@@ -13,6 +13,7 @@ mod dtab_conformance_wire;
 mod fs_namer;
 mod fuzz_corpus;
 mod http1_adversarial;
+mod playground;
 mod proxy;
 mod support;
 mod two_nodes;
