@@ -34,3 +34,4 @@ pub mod limits;
 pub mod proxy;
 pub mod routing;
 pub mod runtime;
+pub mod telemetry;

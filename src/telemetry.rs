@@ -1,0 +1,231 @@
+//! Metrics: counters and latency histograms written by exactly one shard
+//! each, merged by the admin server when scraped.
+//!
+//! Every cell is a relaxed atomic with a single writer (its shard), updated
+//! with a plain load and store rather than a locked read-modify-write: no
+//! cache line is shared between shards on the hot path and nothing is
+//! aggregated there. Per-name series are bounded: past
+//! [`NAME_SERIES_MAX`] names a shard folds the rest into one `other` series,
+//! since names come from clients' Host headers.
+
+use rustc_hash::FxHashMap;
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Per-name series one shard keeps per listener before folding into `other`.
+pub const NAME_SERIES_MAX: usize = 256;
+
+/// Upper bounds of the latency buckets, in microseconds.
+pub const LATENCY_BUCKETS_US: [u64; 18] = [
+    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
+];
+
+/// A counter with one writer.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning shard calls this, so load-then-store
+    /// cannot lose an update.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1)
+    }
+
+    /// A gauge's decrement (open connections).
+    #[inline]
+    pub fn dec(&self) {
+        self.0.store(self.0.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A latency histogram with one writer: fixed buckets, sum and count.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// `buckets[i]` counts observations `<= LATENCY_BUCKETS_US[i]`
+    /// (non-cumulative); the last counts those above every bound.
+    buckets: [Counter; LATENCY_BUCKETS_US.len() + 1],
+    sum_us: Counter,
+    count: Counter,
+}
+
+impl Histogram {
+    #[inline]
+    pub fn record_us(&self, us: u64) {
+        let i = LATENCY_BUCKETS_US.partition_point(|&b| b < us);
+        self.buckets[i].inc();
+        self.sum_us.add(us);
+        self.count.inc();
+    }
+
+    /// Adds this histogram's cells into `into` (merging shards).
+    pub fn merge_into(&self, into: &mut HistogramSnapshot) {
+        for (i, b) in self.buckets.iter().enumerate() {
+            into.buckets[i] += b.get();
+        }
+        into.sum_us += self.sum_us.get();
+        into.count += self.count.get();
+    }
+}
+
+/// A merged histogram, read at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct HistogramSnapshot {
+    pub buckets: [u64; LATENCY_BUCKETS_US.len() + 1],
+    pub sum_us: u64,
+    pub count: u64,
+}
+
+impl HistogramSnapshot {
+    /// The bucket bound at or above quantile `q` (in microseconds).
+    pub fn quantile_us(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = (q * self.count as f64).ceil() as u64;
+        let mut seen = 0;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return LATENCY_BUCKETS_US.get(i).copied().unwrap_or(u64::MAX);
+            }
+        }
+        u64::MAX
+    }
+}
+
+/// Response classes counted: 1xx to 5xx.
+pub const STATUS_CLASSES: usize = 5;
+
+/// What one listener counts on one shard.
+#[derive(Debug, Default)]
+pub struct ListenerMetrics {
+    pub requests: Counter,
+    pub responses: [Counter; STATUS_CLASSES],
+    /// Failures by kind (the proxy's error kinds, by name).
+    pub failures: FailureCounters,
+    pub connections_open: Counter,
+    pub connections_total: Counter,
+    pub connections_refused: Counter,
+    pub request_bytes: Counter,
+    pub response_bytes: Counter,
+    pub latency: Histogram,
+    pub overrides_admitted: Counter,
+    pub overrides_refused: Counter,
+    pub route_cache_hits: Counter,
+    pub route_cache_misses: Counter,
+    /// The per-name series, republished (rarely: when a name is first seen)
+    /// for the admin server to read.
+    published_names: arc_swap::ArcSwap<Vec<(Box<str>, Arc<NameMetrics>)>>,
+}
+
+/// Failures by kind, each a counter.
+#[derive(Debug, Default)]
+pub struct FailureCounters(pub [Counter; FAILURE_KINDS.len()]);
+
+/// The failure kinds counted, by metric label.
+pub const FAILURE_KINDS: [&str; 12] = [
+    "bad_request",
+    "timeout_client",
+    "too_large",
+    "unidentified",
+    "bad_dtab",
+    "no_route",
+    "bind_failed",
+    "bind_pending",
+    "connect_failed",
+    "upstream_reset",
+    "bad_response",
+    "timeout_upstream",
+];
+
+/// One logical name's series on one shard.
+#[derive(Debug, Default)]
+pub struct NameMetrics {
+    pub requests: Counter,
+    pub latency: Histogram,
+}
+
+impl ListenerMetrics {
+    /// The per-name series, as the admin server reads them.
+    pub fn names(&self) -> Arc<Vec<(Box<str>, Arc<NameMetrics>)>> {
+        self.published_names.load_full()
+    }
+
+    pub fn response(&self, status: u16) {
+        if let Some(c) = self.responses.get((status / 100).saturating_sub(1) as usize) {
+            c.inc();
+        }
+    }
+}
+
+/// A shard's own index of its per-name series for one listener.
+#[derive(Debug, Default)]
+pub struct NameSeries {
+    names: RefCell<FxHashMap<Box<str>, Arc<NameMetrics>>>,
+}
+
+impl NameSeries {
+    /// Runs `f` on the series for `name`, folding into `other` past the
+    /// cardinality bound. Allocates only the first time a name is seen.
+    pub fn with(&self, shared: &ListenerMetrics, name: &str, f: impl FnOnce(&NameMetrics)) {
+        if let Some(m) = self.names.borrow().get(name) {
+            return f(m);
+        }
+        let mut names = self.names.borrow_mut();
+        let key: &str = if names.len() >= NAME_SERIES_MAX { "other" } else { name };
+        if !names.contains_key(key) {
+            names.insert(key.into(), Arc::new(NameMetrics::default()));
+            let list: Vec<(Box<str>, Arc<NameMetrics>)> = names.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            shared.published_names.store(Arc::new(list));
+        }
+        if let Some(m) = names.get(key) {
+            f(m)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_and_quantiles() {
+        let h = Histogram::default();
+        for us in [10, 30, 30, 700, 20_000_000] {
+            h.record_us(us);
+        }
+        let mut s = HistogramSnapshot::default();
+        h.merge_into(&mut s);
+        assert_eq!(s.count, 5);
+        assert_eq!(s.buckets[0], 1);
+        assert_eq!(s.buckets[1], 2);
+        assert_eq!(s.buckets[LATENCY_BUCKETS_US.len()], 1);
+        assert_eq!(s.quantile_us(0.5), 50);
+        assert_eq!(s.quantile_us(0.8), 1_000);
+    }
+
+    #[test]
+    fn name_series_are_bounded() {
+        let m = ListenerMetrics::default();
+        let series = NameSeries::default();
+        for i in 0..NAME_SERIES_MAX + 50 {
+            series.with(&m, &format!("/svc/n{i}"), |n| n.requests.inc());
+        }
+        let names = m.names();
+        assert_eq!(names.len(), NAME_SERIES_MAX + 1);
+        let other = names.iter().find(|(k, _)| &**k == "other").expect("other");
+        assert_eq!(other.1.requests.get(), 50);
+    }
+}
