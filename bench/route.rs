@@ -34,6 +34,7 @@ fn bench_route(c: &mut Criterion) {
     let snapshot = Snapshot::default();
     let global = GlobalNamer::new();
     let outstanding = Outstanding::default();
+    let metrics = switchyard::telemetry::ListenerMetrics::default();
     let mut scanned = 0;
     let head = parse_request(REQUEST, &mut scanned, &RequestLimits::default())
         .expect("valid")
@@ -48,6 +49,7 @@ fn bench_route(c: &mut Criterion) {
         global: &global,
         cache,
         outstanding: &outstanding,
+        metrics: &metrics,
     };
     let r = route(&cx(&warm), peer, &head, REQUEST, &mut rng).expect("routes");
     assert_eq!(r.addr, "10.0.0.7:7777".parse().expect("addr"));
@@ -65,6 +67,7 @@ fn bench_route(c: &mut Criterion) {
                 global: &global,
                 cache: &cold,
                 outstanding: &outstanding,
+                metrics: &metrics,
             };
             route(&cx, peer, black_box(&head), REQUEST, &mut rng).map(|r| r.addr)
         })

@@ -14,6 +14,7 @@ use crate::discovery::Published;
 use crate::limits::BIND_LOOKUPS_MAX;
 use crate::routing::snapshot::Snapshot;
 use crate::routing::{Dtab, GlobalNamer, Interpreter, Path};
+use crate::telemetry::HistogramSnapshot;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -27,11 +28,7 @@ const ADMIN_REQUEST_BYTES_MAX: usize = 64 * 1024;
 /// What the admin server reports on.
 pub struct AdminState {
     pub routers: Vec<Arc<Router>>,
-    pub listener_stats: Vec<(
-        String,
-        SocketAddr,
-        Arc<crate::proxy::session::ListenerStats>,
-    )>,
+    pub listener_metrics: Vec<(String, SocketAddr, Arc<crate::telemetry::ListenerMetrics>)>,
     pub published: Option<Arc<Published>>,
     pub shard_generations: Vec<Arc<AtomicU64>>,
     pub listeners: Vec<(String, SocketAddr)>,
@@ -209,6 +206,11 @@ fn handle(
         },
         ("GET", "/config.json") => json_reply(&config_json(state)),
         ("GET", "/admin/metrics.json") => json_reply(&metrics_json(state)),
+        ("GET", "/admin/metrics/prometheus") => (
+            200,
+            "text/plain; version=0.0.4",
+            prometheus(state).into_bytes(),
+        ),
         ("GET", "/namer_state") | ("GET", "/namer_state.json") => json_reply(&namer_state(state)),
         ("GET", "/client_state.json") => json_reply(&client_state(state)),
         ("GET", "/delegator") => (
@@ -349,21 +351,349 @@ fn config_json(state: &AdminState) -> Value {
     })
 }
 
-/// Counters summed over shards, as flat keys in linkerd's style
-/// (`rt/<router>/server/<ip>/<port>/...`).
-fn metrics_json(state: &AdminState) -> Value {
-    let mut m = std::collections::BTreeMap::<String, u64>::new();
-    for (router, addr, s) in &state.listener_stats {
-        let base = format!("rt/{router}/server/{}/{}", addr.ip(), addr.port());
-        for (k, v) in [
-            ("requests", &s.requests),
-            ("override/admitted", &s.overrides_admitted),
-            ("override/refused", &s.overrides_refused),
-        ] {
-            *m.entry(format!("{base}/{k}")).or_default() += v.load(Ordering::Relaxed);
+/// One listener's metrics summed over shards.
+#[derive(Default)]
+struct Merged {
+    requests: u64,
+    responses: [u64; crate::telemetry::STATUS_CLASSES],
+    failures: [u64; crate::telemetry::FAILURE_KINDS.len()],
+    connections_open: u64,
+    connections_total: u64,
+    connections_refused: u64,
+    request_bytes: u64,
+    response_bytes: u64,
+    overrides_admitted: u64,
+    overrides_refused: u64,
+    route_cache_hits: u64,
+    route_cache_misses: u64,
+    latency: HistogramSnapshot,
+    names: std::collections::BTreeMap<String, (u64, HistogramSnapshot)>,
+}
+
+/// Sums every shard's cells per (router, listener address).
+fn merged(state: &AdminState) -> std::collections::BTreeMap<(String, SocketAddr), Merged> {
+    let mut out: std::collections::BTreeMap<(String, SocketAddr), Merged> = Default::default();
+    for (router, addr, m) in &state.listener_metrics {
+        let e = out.entry((router.clone(), *addr)).or_default();
+        e.requests += m.requests.get();
+        for (i, c) in m.responses.iter().enumerate() {
+            e.responses[i] += c.get();
+        }
+        for (i, c) in m.failures.0.iter().enumerate() {
+            e.failures[i] += c.get();
+        }
+        e.connections_open += m.connections_open.get();
+        e.connections_total += m.connections_total.get();
+        e.connections_refused += m.connections_refused.get();
+        e.request_bytes += m.request_bytes.get();
+        e.response_bytes += m.response_bytes.get();
+        e.overrides_admitted += m.overrides_admitted.get();
+        e.overrides_refused += m.overrides_refused.get();
+        e.route_cache_hits += m.route_cache_hits.get();
+        e.route_cache_misses += m.route_cache_misses.get();
+        m.latency.merge_into(&mut e.latency);
+        for (name, n) in m.names().iter() {
+            let slot = e.names.entry(name.to_string()).or_default();
+            slot.0 += n.requests.get();
+            n.latency.merge_into(&mut slot.1);
         }
     }
-    json!(m)
+    out
+}
+
+/// `/admin/metrics.json`: flat keys in linkerd 1's style
+/// (`rt/<router>/server/<ip>/<port>/...`, `.p50` / `.p99` suffixes).
+fn metrics_json(state: &AdminState) -> Value {
+    let mut m = serde_json::Map::new();
+    let mut put = |k: String, v: u64| {
+        m.insert(k, json!(v));
+    };
+    for ((router, addr), e) in merged(state) {
+        let base = format!("rt/{router}/server/{}/{}", addr.ip(), addr.port());
+        put(format!("{base}/requests"), e.requests);
+        for (i, n) in e.responses.iter().enumerate() {
+            put(format!("{base}/status/{}XX", i + 1), *n);
+        }
+        for (i, n) in e.failures.iter().enumerate() {
+            put(
+                format!("{base}/failures/{}", crate::telemetry::FAILURE_KINDS[i]),
+                *n,
+            );
+        }
+        put(format!("{base}/connections"), e.connections_open);
+        put(format!("{base}/connects"), e.connections_total);
+        put(format!("{base}/connections_refused"), e.connections_refused);
+        put(format!("{base}/request_bytes"), e.request_bytes);
+        put(format!("{base}/response_bytes"), e.response_bytes);
+        put(format!("{base}/override/admitted"), e.overrides_admitted);
+        put(format!("{base}/override/refused"), e.overrides_refused);
+        put(format!("rt/{router}/routecache/hits"), e.route_cache_hits);
+        put(
+            format!("rt/{router}/routecache/misses"),
+            e.route_cache_misses,
+        );
+        for (q, k) in [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p9990")] {
+            put(
+                format!("{base}/request_latency_us.{k}"),
+                e.latency.quantile_us(q),
+            );
+        }
+        put(format!("{base}/request_latency_us.count"), e.latency.count);
+        for (name, (n, h)) in &e.names {
+            let svc = name.trim_start_matches('/');
+            put(format!("rt/{router}/service/{svc}/requests"), *n);
+            put(
+                format!("rt/{router}/service/{svc}/request_latency_us.p50"),
+                h.quantile_us(0.5),
+            );
+            put(
+                format!("rt/{router}/service/{svc}/request_latency_us.p99"),
+                h.quantile_us(0.99),
+            );
+        }
+    }
+    Value::Object(m)
+}
+
+/// Prometheus label values escape `\`, `"` and newlines.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) {
+    use std::fmt::Write as _;
+    let mut cumulative = 0;
+    for (i, bound) in crate::telemetry::LATENCY_BUCKETS_US.iter().enumerate() {
+        cumulative += h.buckets[i];
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}",
+            *bound as f64 / 1e6
+        );
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_us as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+}
+
+/// `/admin/metrics/prometheus`: the text exposition format.
+fn prometheus(state: &AdminState) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let all = merged(state);
+    let family = |out: &mut String,
+                  name: &str,
+                  kind: &str,
+                  help: &str,
+                  rows: &mut dyn Iterator<Item = (String, u64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    };
+    let server = |router: &str, addr: &SocketAddr| {
+        format!("router=\"{}\",server=\"{}\"", label(router), addr)
+    };
+    family(
+        &mut out,
+        "switchyard_requests_total",
+        "counter",
+        "Requests received.",
+        &mut all.iter().map(|((r, a), e)| (server(r, a), e.requests)),
+    );
+    family(
+        &mut out,
+        "switchyard_responses_total",
+        "counter",
+        "Responses sent, by status class.",
+        &mut all.iter().flat_map(|((r, a), e)| {
+            e.responses
+                .iter()
+                .enumerate()
+                .map(move |(i, n)| (format!("{},class=\"{}xx\"", server(r, a), i + 1), *n))
+                .collect::<Vec<_>>()
+        }),
+    );
+    family(
+        &mut out,
+        "switchyard_failures_total",
+        "counter",
+        "Requests that failed, by kind.",
+        &mut all.iter().flat_map(|((r, a), e)| {
+            e.failures
+                .iter()
+                .enumerate()
+                .map(move |(i, n)| {
+                    (
+                        format!(
+                            "{},kind=\"{}\"",
+                            server(r, a),
+                            crate::telemetry::FAILURE_KINDS[i]
+                        ),
+                        *n,
+                    )
+                })
+                .collect::<Vec<_>>()
+        }),
+    );
+    family(
+        &mut out,
+        "switchyard_connections_open",
+        "gauge",
+        "Client connections open.",
+        &mut all
+            .iter()
+            .map(|((r, a), e)| (server(r, a), e.connections_open)),
+    );
+    family(
+        &mut out,
+        "switchyard_connections_total",
+        "counter",
+        "Client connections accepted.",
+        &mut all
+            .iter()
+            .map(|((r, a), e)| (server(r, a), e.connections_total)),
+    );
+    family(
+        &mut out,
+        "switchyard_connections_refused_total",
+        "counter",
+        "Client connections refused at the connection limit.",
+        &mut all
+            .iter()
+            .map(|((r, a), e)| (server(r, a), e.connections_refused)),
+    );
+    family(
+        &mut out,
+        "switchyard_request_bytes_total",
+        "counter",
+        "Request bytes received (heads and bodies).",
+        &mut all
+            .iter()
+            .map(|((r, a), e)| (server(r, a), e.request_bytes)),
+    );
+    family(
+        &mut out,
+        "switchyard_response_bytes_total",
+        "counter",
+        "Response bytes sent (heads and bodies).",
+        &mut all
+            .iter()
+            .map(|((r, a), e)| (server(r, a), e.response_bytes)),
+    );
+    family(
+        &mut out,
+        "switchyard_overrides_admitted_total",
+        "counter",
+        "Edge l5d-dtab overrides admitted by the override policy.",
+        &mut all
+            .iter()
+            .map(|((r, a), e)| (server(r, a), e.overrides_admitted)),
+    );
+    family(
+        &mut out,
+        "switchyard_overrides_refused_total",
+        "counter",
+        "Edge l5d-dtab overrides refused (403).",
+        &mut all
+            .iter()
+            .map(|((r, a), e)| (server(r, a), e.overrides_refused)),
+    );
+    family(
+        &mut out,
+        "switchyard_route_cache_hits_total",
+        "counter",
+        "Routes served from the route cache.",
+        &mut all
+            .iter()
+            .map(|((r, a), e)| (server(r, a), e.route_cache_hits)),
+    );
+    family(
+        &mut out,
+        "switchyard_route_cache_misses_total",
+        "counter",
+        "Routes bound afresh.",
+        &mut all
+            .iter()
+            .map(|((r, a), e)| (server(r, a), e.route_cache_misses)),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_request_duration_seconds Request latency, head read to response sent.\n# TYPE switchyard_request_duration_seconds histogram"
+    );
+    for ((r, a), e) in &all {
+        histogram(
+            &mut out,
+            "switchyard_request_duration_seconds",
+            &server(r, a),
+            &e.latency,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_service_requests_total Requests by logical name (bounded; the rest fold into \"other\").\n# TYPE switchyard_service_requests_total counter"
+    );
+    for ((r, _), e) in &all {
+        for (name, (n, _)) in &e.names {
+            let _ = writeln!(
+                out,
+                "switchyard_service_requests_total{{router=\"{}\",service=\"{}\"}} {n}",
+                label(r),
+                label(name)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_service_request_duration_seconds Request latency by logical name.\n# TYPE switchyard_service_request_duration_seconds histogram"
+    );
+    for ((r, _), e) in &all {
+        for (name, (_, h)) in &e.names {
+            histogram(
+                &mut out,
+                "switchyard_service_request_duration_seconds",
+                &format!("router=\"{}\",service=\"{}\"", label(r), label(name)),
+                h,
+            );
+        }
+    }
+    let snap = state.snapshot();
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_snapshot_generation The discovery snapshot generation each shard has applied.\n# TYPE switchyard_snapshot_generation gauge"
+    );
+    for (i, g) in state.shard_generations.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "switchyard_snapshot_generation{{shard=\"{i}\"}} {}",
+            g.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_discovery_generation The newest snapshot discovery has published.\n# TYPE switchyard_discovery_generation gauge\nswitchyard_discovery_generation {}",
+        snap.generation
+    );
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_namer_synced Whether a namer has completed its first sync.\n# TYPE switchyard_namer_synced gauge"
+    );
+    for n in &snap.namers {
+        let _ = writeln!(
+            out,
+            "switchyard_namer_synced{{namer=\"{}\"}} {}",
+            label(&n.prefix.show()),
+            u8::from(n.synced)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_io_driver The IO driver the shards use.\n# TYPE switchyard_io_driver gauge\nswitchyard_io_driver{{driver=\"{}\"}} 1",
+        label(&state.driver)
+    );
+    out
 }
 
 fn namer_state(state: &AdminState) -> Value {

@@ -360,7 +360,7 @@ fn start_admin(
 ) -> Result<switchyard::admin::Admin, String> {
     let state = switchyard::admin::AdminState {
         routers: running.routers.clone(),
-        listener_stats: running.listener_stats.clone(),
+        listener_metrics: running.listener_metrics.clone(),
         published: running.discovery.as_ref().map(|(p, _)| p.clone()),
         shard_generations: running.shard_generations.clone(),
         listeners: running.listeners.clone(),

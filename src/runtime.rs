@@ -8,8 +8,9 @@
 use crate::config::{Config, DriverChoice, Router, Server};
 use crate::discovery::Published;
 use crate::proxy::route::Rng;
-use crate::proxy::session::{ListenerCx, ListenerStats, ShardCx, serve_connection};
+use crate::proxy::session::{ListenerCx, ShardCx, serve_connection};
 use crate::routing::GlobalNamer;
+use crate::telemetry::ListenerMetrics;
 use futures_channel::oneshot;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -103,7 +104,7 @@ pub struct Running {
     /// The snapshot generation each shard has applied.
     pub shard_generations: Vec<Arc<std::sync::atomic::AtomicU64>>,
     /// Counters of each listener on each shard: (router, address, stats).
-    pub listener_stats: Vec<(String, SocketAddr, Arc<ListenerStats>)>,
+    pub listener_metrics: Vec<(String, SocketAddr, Arc<ListenerMetrics>)>,
     /// The discovery thread (stopped when this is dropped).
     pub discovery: Option<(Arc<Published>, crate::discovery::fs::FsDiscovery)>,
     drains: Vec<oneshot::Sender<()>>,
@@ -141,12 +142,12 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
         .iter()
         .map(|b| (b.router.label.clone(), b.addr))
         .collect();
-    let mut listener_stats = Vec::new();
+    let mut listener_metrics = Vec::new();
     let mut per_shard: Vec<ShardListeners> = (0..cpus.len()).map(|_| Vec::new()).collect();
     for b in bound {
         for (i, s) in b.sockets.into_iter().enumerate() {
-            let stats = Arc::new(ListenerStats::default());
-            listener_stats.push((b.router.label.clone(), b.addr, stats.clone()));
+            let stats = Arc::new(ListenerMetrics::default());
+            listener_metrics.push((b.router.label.clone(), b.addr, stats.clone()));
             per_shard[i].push((s, b.router.clone(), b.server.clone(), stats));
         }
     }
@@ -186,7 +187,7 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
         driver: chosen,
         routers: config.routers.clone(),
         shard_generations,
-        listener_stats,
+        listener_metrics,
         discovery,
         drains,
         threads,
@@ -222,7 +223,7 @@ type ShardListeners = Vec<(
     std::net::TcpListener,
     Arc<Router>,
     Server,
-    Arc<ListenerStats>,
+    Arc<ListenerMetrics>,
 )>;
 
 #[allow(clippy::too_many_arguments)] // one shard's whole start-up state
@@ -301,7 +302,8 @@ async fn shard_main(
         let lis = Rc::new(ListenerCx {
             router,
             server,
-            stats,
+            metrics: stats,
+            names: Default::default(),
             cache: Default::default(),
             open: Cell::new(0),
         });
@@ -343,14 +345,18 @@ async fn accept_loop(listener: monoio::net::TcpListener, lis: Rc<ListenerCx>, sh
             Ok((stream, peer)) => {
                 if lis.open.get() >= lis.server.connections_max {
                     // Full: refuse cleanly rather than queue without bound.
+                    lis.metrics.connections_refused.inc();
                     monoio::spawn(refuse(stream));
                     continue;
                 }
+                lis.metrics.connections_total.inc();
+                lis.metrics.connections_open.inc();
                 lis.open.set(lis.open.get() + 1);
                 shard.open.set(shard.open.get() + 1);
                 let (lis2, shard2) = (lis.clone(), shard.clone());
                 monoio::spawn(async move {
                     serve_connection(stream, peer, shard2.clone(), lis2.clone()).await;
+                    lis2.metrics.connections_open.dec();
                     lis2.open.set(lis2.open.get() - 1);
                     shard2.open.set(shard2.open.get() - 1);
                 });

@@ -18,8 +18,8 @@ pub const NAME_SERIES_MAX: usize = 256;
 
 /// Upper bounds of the latency buckets, in microseconds.
 pub const LATENCY_BUCKETS_US: [u64; 18] = [
-    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
-    2_500_000, 5_000_000, 10_000_000,
+    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
 ];
 
 /// A counter with one writer.
@@ -31,7 +31,10 @@ impl Counter {
     /// cannot lose an update.
     #[inline]
     pub fn add(&self, n: u64) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     #[inline]
@@ -42,7 +45,10 @@ impl Counter {
     /// A gauge's decrement (open connections).
     #[inline]
     pub fn dec(&self) {
-        self.0.store(self.0.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).saturating_sub(1),
+            Ordering::Relaxed,
+        );
     }
 
     pub fn get(&self) -> u64 {
@@ -134,20 +140,23 @@ pub struct ListenerMetrics {
 #[derive(Debug, Default)]
 pub struct FailureCounters(pub [Counter; FAILURE_KINDS.len()]);
 
-/// The failure kinds counted, by metric label.
-pub const FAILURE_KINDS: [&str; 12] = [
+/// The failure kinds counted, by metric label (`proxy::error` maps each
+/// error to one).
+pub const FAILURE_KINDS: [&str; 14] = [
     "bad_request",
-    "timeout_client",
+    "client_timeout",
     "too_large",
     "unidentified",
     "bad_dtab",
+    "override_refused",
     "no_route",
     "bind_failed",
     "bind_pending",
     "connect_failed",
     "upstream_reset",
     "bad_response",
-    "timeout_upstream",
+    "upstream_timeout",
+    "overloaded",
 ];
 
 /// One logical name's series on one shard.
@@ -164,7 +173,10 @@ impl ListenerMetrics {
     }
 
     pub fn response(&self, status: u16) {
-        if let Some(c) = self.responses.get((status / 100).saturating_sub(1) as usize) {
+        if let Some(c) = self
+            .responses
+            .get((status / 100).saturating_sub(1) as usize)
+        {
             c.inc();
         }
     }
@@ -184,10 +196,15 @@ impl NameSeries {
             return f(m);
         }
         let mut names = self.names.borrow_mut();
-        let key: &str = if names.len() >= NAME_SERIES_MAX { "other" } else { name };
+        let key: &str = if names.len() >= NAME_SERIES_MAX {
+            "other"
+        } else {
+            name
+        };
         if !names.contains_key(key) {
             names.insert(key.into(), Arc::new(NameMetrics::default()));
-            let list: Vec<(Box<str>, Arc<NameMetrics>)> = names.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let list: Vec<(Box<str>, Arc<NameMetrics>)> =
+                names.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             shared.published_names.store(Arc::new(list));
         }
         if let Some(m) = names.get(key) {

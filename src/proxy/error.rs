@@ -80,6 +80,31 @@ impl From<HeadError> for ProxyError {
     }
 }
 
+/// The metric label of an error kind, an index into
+/// [`crate::telemetry::FAILURE_KINDS`].
+pub fn failure_index(kind: ErrorKind) -> usize {
+    use ErrorKind::*;
+    match kind {
+        Head(
+            HeadErrorKind::HeadTooLarge | HeadErrorKind::UriTooLong | HeadErrorKind::BodyTooLarge,
+        )
+        | BodyTooLarge => 2,
+        Head(_) | BadBody => 0,
+        HeadTimeout | BodyTimeout => 1,
+        Unidentified => 3,
+        BadDtab => 4,
+        OverrideRefused => 5,
+        NoRoute => 6,
+        BindFailed => 7,
+        BindPending => 8,
+        ConnectFailed | ConnectTimeout => 9,
+        UpstreamReset => 10,
+        BadResponse => 11,
+        ResponseTimeout => 12,
+        Overloaded => 13,
+    }
+}
+
 /// How an error is answered.
 pub struct ErrorResponse {
     pub status: u16,

@@ -1,10 +1,12 @@
 //! One client connection: read a head, route it, forward it, respond,
 //! repeat while the connection stays alive.
 
-use super::error::{ErrorKind, ProxyError, Side, response_for, write_error_response};
+use super::error::{
+    ErrorKind, ProxyError, Side, failure_index, response_for, write_error_response,
+};
 use super::pool::{Pool, UpConn, connect, peer_has_spoken};
 use super::rewrite::{self, ClientFraming};
-use super::route::{Outstanding, Rng, RouteCache, RouteCx, route};
+use super::route::{Outstanding, Rng, RouteCache, RouteCx, RouteEntry, route};
 use crate::config::{Router, Server};
 use crate::discovery::Published;
 use crate::http1::chunked::{ChunkedDecoder, ChunkedEvent};
@@ -13,6 +15,7 @@ use crate::http1::response::{ResponseFraming, ResponseHead, parse_response};
 use crate::limits::READ_BUFFER_BYTES;
 use crate::routing::GlobalNamer;
 use crate::routing::snapshot::Snapshot;
+use crate::telemetry::{ListenerMetrics, NameSeries};
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
@@ -61,28 +64,14 @@ impl ShardCx {
     }
 }
 
-/// Counters of one listener on one shard. Only that shard writes them
-/// (relaxed, uncontended); the admin server sums them when asked.
-#[derive(Debug, Default)]
-pub struct ListenerStats {
-    pub requests: std::sync::atomic::AtomicU64,
-    /// Edge overrides admitted by the override policy.
-    pub overrides_admitted: std::sync::atomic::AtomicU64,
-    /// Edge overrides refused (403).
-    pub overrides_refused: std::sync::atomic::AtomicU64,
-}
-
-impl ListenerStats {
-    fn bump(c: &std::sync::atomic::AtomicU64) {
-        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 /// What a listener's connections share.
 pub struct ListenerCx {
     pub router: Arc<Router>,
     pub server: Server,
-    pub stats: Arc<ListenerStats>,
+    /// This listener's metrics on this shard (read by the admin server).
+    pub metrics: Arc<ListenerMetrics>,
+    /// This shard's index of per-name series.
+    pub names: NameSeries,
     /// Routes bound on this listener, this shard.
     pub cache: RouteCache,
     /// Open client connections on this listener, this shard.
@@ -224,7 +213,22 @@ pub async fn serve_connection(
                 return;
             }
         };
-        match exchange(&mut c, head, &shard, &lis).await {
+        let started = std::time::Instant::now();
+        let mut rec = ExchangeRecord {
+            request_bytes: head.head_len as u64,
+            ..ExchangeRecord::default()
+        };
+        let outcome = exchange(&mut c, head, &shard, &lis, &mut rec).await;
+        let failure = match &outcome {
+            Err(Abort::Respond(e, _)) => {
+                rec.status = response_for(e).status;
+                Some(e.kind)
+            }
+            Err(Abort::Close) if rec.status == 0 => Some(ErrorKind::UpstreamReset),
+            _ => None,
+        };
+        record(&lis, &rec, started, failure);
+        match outcome {
             Ok(true) if !shard.draining.get() => {}
             Ok(_) => return,
             Err(Abort::Respond(e, close)) => {
@@ -236,6 +240,44 @@ pub async fn serve_connection(
             }
             Err(Abort::Close) => return,
         }
+    }
+}
+
+/// What one exchange did, for its metrics.
+#[derive(Default)]
+struct ExchangeRecord {
+    entry: Option<Rc<RouteEntry>>,
+    status: u16,
+    request_bytes: u64,
+    response_bytes: u64,
+}
+
+/// Counts one exchange in the listener's and the name's series.
+fn record(
+    lis: &ListenerCx,
+    rec: &ExchangeRecord,
+    started: std::time::Instant,
+    failure: Option<ErrorKind>,
+) {
+    let m = &lis.metrics;
+    let us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+    m.requests.inc();
+    if rec.status != 0 {
+        m.response(rec.status);
+    }
+    m.latency.record_us(us);
+    m.request_bytes.add(rec.request_bytes);
+    m.response_bytes.add(rec.response_bytes);
+    if let Some(k) = failure {
+        m.failures.0[failure_index(k)].inc();
+    }
+    if let Some(e) = &rec.entry
+        && let Ok(name) = std::str::from_utf8(&e.service)
+    {
+        lis.names.with(m, name, |n| {
+            n.requests.inc();
+            n.latency.record_us(us);
+        });
     }
 }
 
@@ -310,6 +352,7 @@ async fn exchange(
     head: RequestHead,
     shard: &ShardCx,
     lis: &ListenerCx,
+    rec: &mut ExchangeRecord,
 ) -> Result<bool, Abort> {
     let t = lis.router.timeouts;
     let has_body = head.framing != BodyFraming::None;
@@ -324,20 +367,21 @@ async fn exchange(
             global: &shard.global,
             cache: &lis.cache,
             outstanding: &shard.outstanding,
+            metrics: &lis.metrics,
         };
         route(&cx, c.peer.ip(), &head, &c.buf, &mut rng)
     };
-    ListenerStats::bump(&lis.stats.requests);
     let routed = match routed {
         Ok(r) => {
             if lis.server.trust == crate::config::Trust::Edge && r.entry.ctx_dtab.is_some() {
-                ListenerStats::bump(&lis.stats.overrides_admitted);
+                lis.metrics.overrides_admitted.inc();
             }
+            rec.entry = Some(r.entry.clone());
             r
         }
         Err(e) => {
             if e.kind == ErrorKind::OverrideRefused {
-                ListenerStats::bump(&lis.stats.overrides_refused);
+                lis.metrics.overrides_refused.inc();
             }
             c.buf.drain(..head.head_len);
             // An unread body would be parsed as the next request: close.
@@ -426,17 +470,16 @@ async fn exchange(
     }
     if early.is_none() && has_body {
         let sent = match head.framing {
-            BodyFraming::Length(n) => {
-                forward_length(
-                    &mut c.stream,
-                    &mut c.buf,
-                    &mut up.stream,
-                    n,
-                    t.body_idle,
-                    true,
-                )
-                .await
-            }
+            BodyFraming::Length(n) => forward_length(
+                &mut c.stream,
+                &mut c.buf,
+                &mut up.stream,
+                n,
+                t.body_idle,
+                true,
+            )
+            .await
+            .map(|()| n),
             BodyFraming::Chunked => {
                 let how = ChunkedRelay {
                     rechunk: true,
@@ -446,10 +489,11 @@ async fn exchange(
                 };
                 forward_chunked(&mut c.stream, &mut c.buf, &mut up.stream, &mut c.out, how).await
             }
-            BodyFraming::None => Ok(()),
+            BodyFraming::None => Ok(0),
         };
         match sent {
-            Ok(()) => {
+            Ok(bytes) => {
+                rec.request_bytes += bytes;
                 body_sent = true;
                 client_body_consumed = true;
             }
@@ -495,22 +539,30 @@ async fn exchange(
         &mut c.out,
     );
     let upstream_reusable = resp.reusable && body_sent;
+    rec.status = resp.status;
+    rec.response_bytes = c.out.len() as u64;
     up.buf.drain(..resp.head_len);
     write_vec(&mut c.stream, &mut c.out, t.body_idle)
         .await
         .map_err(|()| Abort::Close)?;
     let complete = match resp.framing {
         ResponseFraming::None => true,
-        ResponseFraming::Length(n) => forward_length(
-            &mut up.stream,
-            &mut up.buf,
-            &mut c.stream,
-            n,
-            t.body_idle,
-            false,
-        )
-        .await
-        .is_ok(),
+        ResponseFraming::Length(n) => {
+            let done = forward_length(
+                &mut up.stream,
+                &mut up.buf,
+                &mut c.stream,
+                n,
+                t.body_idle,
+                false,
+            )
+            .await
+            .is_ok();
+            if done {
+                rec.response_bytes += n;
+            }
+            done
+        }
         ResponseFraming::Chunked => {
             let how = ChunkedRelay {
                 rechunk: framing == ClientFraming::Chunked,
@@ -518,9 +570,14 @@ async fn exchange(
                 dur: t.body_idle,
                 watch_early_response: false,
             };
-            forward_chunked(&mut up.stream, &mut up.buf, &mut c.stream, &mut c.out, how)
-                .await
-                .is_ok()
+            match forward_chunked(&mut up.stream, &mut up.buf, &mut c.stream, &mut c.out, how).await
+            {
+                Ok(bytes) => {
+                    rec.response_bytes += bytes;
+                    true
+                }
+                Err(_) => false,
+            }
         }
         ResponseFraming::CloseDelimited => {
             forward_until_eof(&mut up.stream, &mut up.buf, &mut c.stream, t.body_idle).await;
@@ -684,7 +741,7 @@ async fn forward_chunked(
     dst: &mut TcpStream,
     out: &mut Vec<u8>,
     how: ChunkedRelay,
-) -> Result<(), BodyFail> {
+) -> Result<u64, BodyFail> {
     let ChunkedRelay {
         rechunk,
         max,
@@ -692,6 +749,7 @@ async fn forward_chunked(
         watch_early_response,
     } = how;
     let mut dec = ChunkedDecoder::new(max);
+    let mut total = 0u64;
     loop {
         if watch_early_response && peer_has_spoken(dst) {
             return Err(BodyFail::EarlyResponse);
@@ -699,6 +757,7 @@ async fn forward_chunked(
         let (n, ev) = dec.decode(buf).map_err(BodyFail::Malformed)?;
         match ev {
             Some(ChunkedEvent::Data { start, end }) => {
+                total += (end - start) as u64;
                 out.clear();
                 if rechunk {
                     push_hex(out, (end - start) as u64);
@@ -722,7 +781,7 @@ async fn forward_chunked(
                         .await
                         .map_err(|()| BodyFail::SinkGone)?;
                 }
-                return Ok(());
+                return Ok(total);
             }
             None => {
                 buf.drain(..n);

@@ -90,3 +90,105 @@ fn admin_endpoints() {
     assert_eq!(request(admin, "POST", "/admin/shutdown", "").status, 200);
     assert_eq!(px.stop(), Some(0));
 }
+
+#[test]
+fn prometheus_metrics_count_known_traffic() {
+    let up = Upstream::start(Reply::Fixed("ok"));
+    let admin_port = free_port();
+    let yaml = format!(
+        "admin:\n  port: {admin_port}\nrouters:\n- protocol: http\n  label: out\n  dtab: '/svc/web=>/$/inet/127.0.0.1/{}'\n  servers:\n  - port: 0\n",
+        up.addr.port()
+    );
+    let px = Proxy::start(&yaml, "auto");
+    let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(admin).is_err() {
+        assert!(std::time::Instant::now() < deadline, "admin did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let a = px.addr("out");
+    let mut c = Client::connect(a);
+    for _ in 0..7 {
+        c.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        assert_eq!(c.response().unwrap().status, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            get(a, "GET / HTTP/1.1\r\nHost: nowhere\r\n\r\n").status,
+            502
+        );
+    }
+    let text = request(admin, "GET", "/admin/metrics/prometheus", "").text();
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert_eq!(
+        value("switchyard_requests_total", &[("router", "out")]),
+        10.0,
+        "{text}"
+    );
+    assert_eq!(
+        value("switchyard_responses_total", &[("class", "2xx")]),
+        7.0
+    );
+    assert_eq!(
+        value("switchyard_responses_total", &[("class", "5xx")]),
+        3.0
+    );
+    assert_eq!(
+        value("switchyard_failures_total", &[("kind", "no_route")]),
+        3.0
+    );
+    assert_eq!(
+        value(
+            "switchyard_service_requests_total",
+            &[("service", "/svc/web")]
+        ),
+        7.0
+    );
+    assert_eq!(value("switchyard_connections_total", &[]), 4.0);
+    assert!(value("switchyard_route_cache_hits_total", &[]) >= 6.0);
+    // Histogram buckets are cumulative and end at the count.
+    let hist = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "switchyard_request_duration_seconds")
+        .expect("latency histogram");
+    let prometheus_parse::Value::Histogram(buckets) = &hist.value else {
+        panic!("not a histogram")
+    };
+    assert!(
+        buckets.windows(2).all(|w| w[0].count <= w[1].count),
+        "{buckets:?}"
+    );
+    assert_eq!(buckets.last().map(|b| b.count), Some(10.0));
+    // Conventions: snake_case, counters end in _total, durations in seconds.
+    for s in &scrape.samples {
+        assert!(
+            s.metric.starts_with("switchyard_")
+                && s.metric.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        );
+        if matches!(s.value, prometheus_parse::Value::Counter(_)) {
+            assert!(s.metric.ends_with("_total"), "{}", s.metric);
+        }
+    }
+    // The flat JSON of linkerd 1 users.
+    let j: serde_json::Value =
+        serde_json::from_str(&request(admin, "GET", "/admin/metrics.json", "").text()).unwrap();
+    assert_eq!(
+        j[format!("rt/out/server/{}/{}/requests", a.ip(), a.port())],
+        10
+    );
+}
