@@ -19,8 +19,11 @@ use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// A shard whose heartbeat is older than this is not live.
+const LIVENESS_STALE_MS: u64 = 2_000;
 
 /// Largest admin request accepted (head and body).
 const ADMIN_REQUEST_BYTES_MAX: usize = 64 * 1024;
@@ -30,7 +33,7 @@ pub struct AdminState {
     pub routers: Vec<Arc<Router>>,
     pub listener_metrics: Vec<(String, SocketAddr, Arc<crate::telemetry::ListenerMetrics>)>,
     pub published: Option<Arc<Published>>,
-    pub shard_generations: Vec<Arc<AtomicU64>>,
+    pub shard_generations: Vec<Arc<crate::telemetry::ShardReport>>,
     pub listeners: Vec<(String, SocketAddr)>,
     pub driver: String,
 }
@@ -43,11 +46,27 @@ impl AdminState {
             .unwrap_or_default()
     }
 
+    /// Live when every shard has shown itself running recently.
+    fn live(&self) -> Result<(), String> {
+        self.live_at(crate::telemetry::uptime_ms())
+    }
+
+    fn live_at(&self, now: u64) -> Result<(), String> {
+        for (i, g) in self.shard_generations.iter().enumerate() {
+            let last = g.heartbeat_ms.load(Ordering::Relaxed);
+            let age = now.saturating_sub(last);
+            if age > LIVENESS_STALE_MS {
+                return Err(format!("shard {i} has not answered for {age} ms"));
+            }
+        }
+        Ok(())
+    }
+
     /// Ready when every shard has applied discovery's first full sync.
     fn ready(&self) -> Result<(), String> {
         let want = self.published.as_ref().map_or(1, |_| 1);
         for (i, g) in self.shard_generations.iter().enumerate() {
-            if g.load(Ordering::Relaxed) < want {
+            if g.applied.load(Ordering::Relaxed) < want {
                 return Err(format!(
                     "shard {i} has not applied the first discovery snapshot"
                 ));
@@ -199,7 +218,10 @@ fn handle(
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     match (method, path) {
         ("GET", "/admin/ping") => text(200, "pong"),
-        ("GET", "/live") => text(200, "ok"),
+        ("GET", "/live") => match state.live() {
+            Ok(()) => text(200, "ok"),
+            Err(why) => text(503, &why),
+        },
         ("GET", "/ready") => match state.ready() {
             Ok(()) => text(200, "ready"),
             Err(why) => text(503, &why),
@@ -668,7 +690,7 @@ fn prometheus(state: &AdminState) -> String {
         let _ = writeln!(
             out,
             "switchyard_snapshot_generation{{shard=\"{i}\"}} {}",
-            g.load(Ordering::Relaxed)
+            g.applied.load(Ordering::Relaxed)
         );
     }
     let _ = writeln!(
@@ -701,7 +723,7 @@ fn namer_state(state: &AdminState) -> Value {
     json!({
         "generation": s.generation,
         "namesVersion": s.names_version,
-        "shardsApplied": state.shard_generations.iter().map(|g| g.load(Ordering::Relaxed)).collect::<Vec<_>>(),
+        "shardsApplied": state.shard_generations.iter().map(|g| g.applied.load(Ordering::Relaxed)).collect::<Vec<_>>(),
         "namers": s.namers.iter().map(|n| json!({
             "prefix": n.prefix.show(),
             "synced": n.synced,
@@ -769,3 +791,70 @@ fn playground(state: &AdminState) -> String {
 }
 
 const PLAYGROUND: &str = include_str!("admin/playground.html");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::ShardReport;
+
+    fn state(applied: u64, heartbeat: u64) -> AdminState {
+        let r = ShardReport::default();
+        r.applied.store(applied, Ordering::Relaxed);
+        r.heartbeat_ms.store(heartbeat, Ordering::Relaxed);
+        AdminState {
+            routers: vec![],
+            listener_metrics: vec![],
+            published: None,
+            shard_generations: vec![Arc::new(r)],
+            listeners: vec![],
+            driver: "epoll".into(),
+        }
+    }
+
+    #[test]
+    fn ready_waits_for_every_shard() {
+        let g = GlobalNamer::new();
+        let (status, _, body) = handle(
+            &state(0, crate::telemetry::uptime_ms()),
+            &g,
+            "GET",
+            "/ready",
+            b"",
+            None,
+        );
+        assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            handle(
+                &state(1, crate::telemetry::uptime_ms()),
+                &g,
+                "GET",
+                "/ready",
+                b"",
+                None
+            )
+            .0,
+            200
+        );
+    }
+
+    #[test]
+    fn live_needs_recent_heartbeats() {
+        let g = GlobalNamer::new();
+        assert_eq!(
+            handle(
+                &state(1, crate::telemetry::uptime_ms()),
+                &g,
+                "GET",
+                "/live",
+                b"",
+                None
+            )
+            .0,
+            200
+        );
+        let s = state(1, 1_000);
+        assert!(s.live_at(1_000 + LIVENESS_STALE_MS).is_ok());
+        let err = s.live_at(1_001 + LIVENESS_STALE_MS).unwrap_err();
+        assert!(err.contains("shard 0 has not answered"), "{err}");
+    }
+}

@@ -18,6 +18,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How often a shard says it is alive.
+const LIVENESS_HEARTBEAT: Duration = Duration::from_millis(250);
+
 /// The IO driver a shard runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Driver {
@@ -102,7 +105,7 @@ pub struct Running {
     pub driver: Driver,
     pub routers: Vec<Arc<Router>>,
     /// The snapshot generation each shard has applied.
-    pub shard_generations: Vec<Arc<std::sync::atomic::AtomicU64>>,
+    pub shard_generations: Vec<Arc<crate::telemetry::ShardReport>>,
     /// Counters of each listener on each shard: (router, address, stats).
     pub listener_metrics: Vec<(String, SocketAddr, Arc<ListenerMetrics>)>,
     /// The discovery thread (stopped when this is dropped).
@@ -161,7 +164,7 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
         let drain_timeout = config.drain_timeout;
         let ready = ready_tx.clone();
         let published = discovery.as_ref().map(|(p, _)| p.clone());
-        let report = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let report = Arc::new(crate::telemetry::ShardReport::default());
         shard_generations.push(report.clone());
         let t = std::thread::Builder::new()
             .name(format!("shard-{i}"))
@@ -230,7 +233,7 @@ type ShardListeners = Vec<(
 fn run_shard(
     id: usize,
     published: Option<Arc<Published>>,
-    report: Arc<std::sync::atomic::AtomicU64>,
+    report: Arc<crate::telemetry::ShardReport>,
     driver: Driver,
     listeners: ShardListeners,
     drain: oneshot::Receiver<()>,
@@ -266,15 +269,19 @@ fn run_shard(
 async fn shard_main(
     id: usize,
     published: Option<Arc<Published>>,
-    report: Arc<std::sync::atomic::AtomicU64>,
+    report: Arc<crate::telemetry::ShardReport>,
     listeners: ShardListeners,
     drain: oneshot::Receiver<()>,
     drain_timeout: Duration,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
     let first = published.as_ref().map(|p| p.load()).unwrap_or_default();
-    report.store(
+    report.applied.store(
         first.generation.max(1),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    report.heartbeat_ms.store(
+        crate::telemetry::uptime_ms(),
         std::sync::atomic::Ordering::Relaxed,
     );
     let shard = Rc::new(ShardCx {
@@ -308,6 +315,19 @@ async fn shard_main(
             open: Cell::new(0),
         });
         accept_tasks.push(monoio::spawn(accept_loop(listener, lis, shard.clone())));
+    }
+    // A heartbeat, so /live can tell a stuck shard from a quiet one.
+    {
+        let (shard, report) = (shard.clone(), shard.applied_report.clone());
+        monoio::spawn(async move {
+            while !shard.draining.get() {
+                report.heartbeat_ms.store(
+                    crate::telemetry::uptime_ms(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                monoio::time::sleep(LIVENESS_HEARTBEAT).await;
+            }
+        });
     }
     let _ = ready.send(Ok(()));
     // Runs until the process asks this shard to drain.

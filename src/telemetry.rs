@@ -13,6 +13,24 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// What each shard publishes about itself for the admin server.
+#[derive(Debug, Default)]
+pub struct ShardReport {
+    /// The discovery snapshot generation the shard has applied.
+    pub applied: AtomicU64,
+    /// When the shard last showed it was running, in ms of [`uptime_ms`].
+    pub heartbeat_ms: AtomicU64,
+}
+
+/// Milliseconds since the process's telemetry clock started.
+pub fn uptime_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
 /// Per-name series one shard keeps per listener before folding into `other`.
 pub const NAME_SERIES_MAX: usize = 256;
 

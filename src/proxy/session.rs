@@ -35,7 +35,7 @@ pub struct ShardCx {
     pub snapshot: RefCell<Arc<Snapshot>>,
     pub applied: Cell<u64>,
     /// The applied generation, as the admin server reads it.
-    pub applied_report: Arc<std::sync::atomic::AtomicU64>,
+    pub applied_report: Arc<crate::telemetry::ShardReport>,
     pub rng: RefCell<Rng>,
     /// Set when the process is draining: connections close after their
     /// current exchange.
@@ -58,6 +58,7 @@ impl ShardCx {
                 *self.snapshot.borrow_mut() = p.load();
                 self.applied.set(g);
                 self.applied_report
+                    .applied
                     .store(g, std::sync::atomic::Ordering::Relaxed);
             }
         }
