@@ -49,7 +49,7 @@ fn bench_route(c: &mut Criterion) {
         global: &global,
         cache,
         outstanding: &outstanding,
-        metrics: &metrics,
+        metrics: Some(&metrics),
     };
     let r = route(&cx(&warm), peer, &head, REQUEST, &mut rng).expect("routes");
     assert_eq!(r.addr, "10.0.0.7:7777".parse().expect("addr"));
@@ -67,7 +67,7 @@ fn bench_route(c: &mut Criterion) {
                 global: &global,
                 cache: &cold,
                 outstanding: &outstanding,
-                metrics: &metrics,
+                metrics: Some(&metrics),
             };
             route(&cx, peer, black_box(&head), REQUEST, &mut rng).map(|r| r.addr)
         })

@@ -710,6 +710,34 @@ fn prometheus(state: &AdminState) -> String {
             u8::from(n.synced)
         );
     }
+    if let Some(p) = &state.published {
+        let now = crate::telemetry::uptime_ms();
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_discovery_staleness_seconds Time since a namer's source was last read in full.\n# TYPE switchyard_discovery_staleness_seconds gauge"
+        );
+        for (n, h) in snap.namers.iter().zip(&p.health) {
+            let age = now.saturating_sub(h.last_sync_ms.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "switchyard_discovery_staleness_seconds{{namer=\"{}\"}} {}",
+                label(&n.prefix.show()),
+                age as f64 / 1000.0
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_discovery_errors_total Failed reads of a namer's source.\n# TYPE switchyard_discovery_errors_total counter"
+        );
+        for (n, h) in snap.namers.iter().zip(&p.health) {
+            let _ = writeln!(
+                out,
+                "switchyard_discovery_errors_total{{namer=\"{}\"}} {}",
+                label(&n.prefix.show()),
+                h.errors.load(Ordering::Relaxed)
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "# HELP switchyard_io_driver The IO driver the shards use.\n# TYPE switchyard_io_driver gauge\nswitchyard_io_driver{{driver=\"{}\"}} 1",
@@ -724,11 +752,22 @@ fn namer_state(state: &AdminState) -> Value {
         "generation": s.generation,
         "namesVersion": s.names_version,
         "shardsApplied": state.shard_generations.iter().map(|g| g.applied.load(Ordering::Relaxed)).collect::<Vec<_>>(),
-        "namers": s.namers.iter().map(|n| json!({
-            "prefix": n.prefix.show(),
-            "synced": n.synced,
-            "services": n.services.len(),
-        })).collect::<Vec<_>>(),
+        "namers": s.namers.iter().enumerate().map(|(i, n)| {
+            let mut v = json!({
+                "prefix": n.prefix.show(),
+                "synced": n.synced,
+                "services": n.services.len(),
+            });
+            if let Some(h) = state.published.as_ref().and_then(|p| p.health.get(i)) {
+                let now = crate::telemetry::uptime_ms();
+                let ago = |t: &std::sync::atomic::AtomicU64| now.saturating_sub(t.load(Ordering::Relaxed));
+                v["lastSyncAgoMs"] = json!(ago(&h.last_sync_ms));
+                v["lastChangeAgoMs"] = json!(ago(&h.last_change_ms));
+                v["errors"] = json!(h.errors.load(Ordering::Relaxed));
+                v["lastError"] = json!(h.last_error.load().as_deref());
+            }
+            v
+        }).collect::<Vec<_>>(),
     })
 }
 

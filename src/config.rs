@@ -36,10 +36,18 @@ fn cfg_err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 struct RawConfig {
     #[serde(default)]
     runtime: RawRuntime,
+    #[serde(default)]
+    telemetry: RawTelemetry,
     admin: Option<RawAdmin>,
     #[serde(default)]
     namers: Vec<RawNamer>,
     routers: Vec<RawRouter>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTelemetry {
+    metrics: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -330,6 +338,9 @@ pub struct Router {
 #[derive(Debug)]
 pub struct Config {
     pub driver: DriverChoice,
+    /// Whether shards record metrics (on unless `telemetry.metrics: false`;
+    /// off only to measure what metrics cost).
+    pub metrics: bool,
     /// Where the admin server listens, when configured.
     pub admin: Option<SocketAddr>,
     /// Configured namers, in config order (tried in that order).
@@ -432,6 +443,7 @@ impl RawConfig {
         }
         Ok(Config {
             driver,
+            metrics: self.telemetry.metrics.unwrap_or(true),
             admin: self.admin.as_ref().map(|a| SocketAddr::new(a.ip, a.port)),
             namers,
             shards: self.runtime.shards,

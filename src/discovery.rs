@@ -9,7 +9,7 @@
 pub mod fs;
 
 use crate::routing::snapshot::Snapshot;
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,13 +19,59 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Published {
     generation: AtomicU64,
     current: ArcSwap<Snapshot>,
+    /// One per namer, in snapshot order. Kept beside the snapshot, not in
+    /// it: a poll that finds nothing new must not make a new snapshot.
+    pub health: Vec<NamerHealth>,
+}
+
+/// How one namer's source has been answering, for `/namer_state` and the
+/// staleness metric. Written only by the discovery thread.
+#[derive(Default)]
+pub struct NamerHealth {
+    /// When the source was last read in full, in ms of
+    /// [`uptime_ms`](crate::telemetry::uptime_ms).
+    pub last_sync_ms: AtomicU64,
+    /// When what the source says last changed.
+    pub last_change_ms: AtomicU64,
+    /// Failed reads of the source since start-up.
+    pub errors: AtomicU64,
+    /// The most recent failure, cleared by the next good read.
+    pub last_error: ArcSwapOption<String>,
+}
+
+impl NamerHealth {
+    /// A good read; `changed` when it found something new.
+    pub fn synced(&self, changed: bool) {
+        let now = crate::telemetry::uptime_ms();
+        self.last_sync_ms.store(now, Ordering::Relaxed);
+        if changed {
+            self.last_change_ms.store(now, Ordering::Relaxed);
+        }
+        self.last_error.store(None);
+    }
+
+    /// A failed read: the last good view keeps serving.
+    pub fn failed(&self, error: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.last_error.store(Some(Arc::new(error)));
+    }
 }
 
 impl Published {
     pub fn new(first: Snapshot) -> Published {
+        let health = first
+            .namers
+            .iter()
+            .map(|_| {
+                let h = NamerHealth::default();
+                h.synced(true);
+                h
+            })
+            .collect();
         Published {
             generation: AtomicU64::new(first.generation),
             current: ArcSwap::from_pointee(first),
+            health,
         }
     }
 

@@ -18,6 +18,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Start-up settings every shard of one proxy shares.
+#[derive(Clone, Copy)]
+struct ShardSettings {
+    /// How long a draining shard waits for in-flight exchanges.
+    drain_timeout: Duration,
+    /// Whether shards record metrics (`telemetry.metrics`).
+    metrics: bool,
+}
+
 /// How often a shard says it is alive.
 const LIVENESS_HEARTBEAT: Duration = Duration::from_millis(250);
 
@@ -161,7 +170,10 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
     for (i, (cpu, lis)) in cpus.into_iter().zip(per_shard).enumerate() {
         let (tx, rx) = oneshot::channel();
         drains.push(tx);
-        let drain_timeout = config.drain_timeout;
+        let settings = ShardSettings {
+            drain_timeout: config.drain_timeout,
+            metrics: config.metrics,
+        };
         let ready = ready_tx.clone();
         let published = discovery.as_ref().map(|(p, _)| p.clone());
         let report = Arc::new(crate::telemetry::ShardReport::default());
@@ -172,7 +184,7 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
                 if let Some(cpu) = cpu {
                     core_affinity::set_for_current(cpu);
                 }
-                run_shard(i, published, report, chosen, lis, rx, drain_timeout, ready);
+                run_shard(i, published, report, chosen, lis, rx, settings, ready);
             })
             .map_err(|e| format!("cannot start shard {i}: {e}"))?;
         threads.push(t);
@@ -237,7 +249,7 @@ fn run_shard(
     driver: Driver,
     listeners: ShardListeners,
     drain: oneshot::Receiver<()>,
-    drain_timeout: Duration,
+    settings: ShardSettings,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
     let fut = shard_main(
@@ -246,7 +258,7 @@ fn run_shard(
         report,
         listeners,
         drain,
-        drain_timeout,
+        settings,
         ready.clone(),
     );
     let built = match driver {
@@ -272,9 +284,10 @@ async fn shard_main(
     report: Arc<crate::telemetry::ShardReport>,
     listeners: ShardListeners,
     drain: oneshot::Receiver<()>,
-    drain_timeout: Duration,
+    settings: ShardSettings,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
+    let metrics_enabled = settings.metrics;
     let first = published.as_ref().map(|p| p.load()).unwrap_or_default();
     report.applied.store(
         first.generation.max(1),
@@ -310,6 +323,7 @@ async fn shard_main(
             router,
             server,
             metrics: stats,
+            metrics_enabled,
             names: Default::default(),
             cache: Default::default(),
             open: Cell::new(0),
@@ -340,7 +354,7 @@ async fn shard_main(
     for t in accept_tasks {
         t.await;
     }
-    let deadline = monoio::time::Instant::now() + drain_timeout;
+    let deadline = monoio::time::Instant::now() + settings.drain_timeout;
     while shard.open.get() > 0 && monoio::time::Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
     }

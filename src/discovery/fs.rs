@@ -210,11 +210,17 @@ fn watch(
                     names_changed |= !same_names;
                     changed |= !same;
                     views.push(v);
+                    if let Some(h) = published.health.get(i) {
+                        h.synced(!same);
+                    }
                 }
                 Err(e) => {
                     // Keep serving the last good view; say why.
                     tracing::warn!(namer = %n.prefix, error = %e, "cannot read the namer's directory; keeping the last view");
                     views.push(prev.clone());
+                    if let Some(h) = published.health.get(i) {
+                        h.failed(e);
+                    }
                 }
             }
         }

@@ -265,7 +265,8 @@ pub struct RouteCx<'a> {
     pub global: &'a GlobalNamer,
     pub cache: &'a RouteCache,
     pub outstanding: &'a Outstanding,
-    pub metrics: &'a crate::telemetry::ListenerMetrics,
+    /// None when metrics are off.
+    pub metrics: Option<&'a crate::telemetry::ListenerMetrics>,
 }
 
 /// Identifies, binds (or finds the cached bind) and picks an endpoint.
@@ -319,11 +320,15 @@ pub fn route(
     let cached = cx.cache.map.borrow().get(key.as_slice()).cloned();
     let entry = match cached {
         Some(e) if e.names_version == cx.snapshot.names_version => {
-            cx.metrics.route_cache_hits.inc();
+            if let Some(m) = cx.metrics {
+                m.route_cache_hits.inc();
+            }
             e
         }
         _ => {
-            cx.metrics.route_cache_misses.inc();
+            if let Some(m) = cx.metrics {
+                m.route_cache_misses.inc();
+            }
             let local = match (trust, &cx.server.override_policy) {
                 (Trust::Mesh, _) => request_local_dtab(head, buf)?,
                 (Trust::Edge, None) => Dtab::empty(),

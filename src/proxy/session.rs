@@ -71,6 +71,7 @@ pub struct ListenerCx {
     pub server: Server,
     /// This listener's metrics on this shard (read by the admin server).
     pub metrics: Arc<ListenerMetrics>,
+    pub metrics_enabled: bool,
     /// This shard's index of per-name series.
     pub names: NameSeries,
     /// Routes bound on this listener, this shard.
@@ -260,6 +261,9 @@ fn record(
     started: std::time::Instant,
     failure: Option<ErrorKind>,
 ) {
+    if !lis.metrics_enabled {
+        return;
+    }
     let m = &lis.metrics;
     let us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
     m.requests.inc();
@@ -368,20 +372,23 @@ async fn exchange(
             global: &shard.global,
             cache: &lis.cache,
             outstanding: &shard.outstanding,
-            metrics: &lis.metrics,
+            metrics: lis.metrics_enabled.then_some(&*lis.metrics),
         };
         route(&cx, c.peer.ip(), &head, &c.buf, &mut rng)
     };
     let routed = match routed {
         Ok(r) => {
-            if lis.server.trust == crate::config::Trust::Edge && r.entry.ctx_dtab.is_some() {
+            if lis.metrics_enabled
+                && lis.server.trust == crate::config::Trust::Edge
+                && r.entry.ctx_dtab.is_some()
+            {
                 lis.metrics.overrides_admitted.inc();
             }
             rec.entry = Some(r.entry.clone());
             r
         }
         Err(e) => {
-            if e.kind == ErrorKind::OverrideRefused {
+            if lis.metrics_enabled && e.kind == ErrorKind::OverrideRefused {
                 lis.metrics.overrides_refused.inc();
             }
             c.buf.drain(..head.head_len);

@@ -192,3 +192,33 @@ fn prometheus_metrics_count_known_traffic() {
         10
     );
 }
+
+#[test]
+fn metrics_can_be_switched_off() {
+    let up = Upstream::start(Reply::Fixed("ok"));
+    let admin_port = free_port();
+    let yaml = format!(
+        "telemetry:\n  metrics: false\nadmin:\n  port: {admin_port}\nrouters:\n- protocol: http\n  label: out\n  dtab: '/svc/web=>/$/inet/127.0.0.1/{}'\n  servers:\n  - port: 0\n",
+        up.addr.port()
+    );
+    let px = Proxy::start(&yaml, "auto");
+    let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(admin).is_err() {
+        assert!(std::time::Instant::now() < deadline, "admin did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let a = px.addr("out");
+    let mut c = Client::connect(a);
+    for _ in 0..5 {
+        c.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        assert_eq!(c.response().unwrap().status, 200);
+    }
+    // Traffic still flows; nothing is counted.
+    let j: serde_json::Value =
+        serde_json::from_str(&request(admin, "GET", "/admin/metrics.json", "").text()).unwrap();
+    assert_eq!(
+        j[format!("rt/out/server/{}/{}/requests", a.ip(), a.port())],
+        0
+    );
+}

@@ -106,3 +106,80 @@ fn a_missing_root_dir_fails_at_start_up() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("namers[0].rootDir"), "{err}");
 }
+
+/// A namer whose directory disappears keeps serving its last view and says
+/// so on `/namer_state` and in the staleness metrics; it recovers when the
+/// directory returns.
+#[test]
+fn unreadable_source_is_reported_and_last_view_kept() {
+    let up = Upstream::start(Reply::Describe("v1"));
+    let dir = TempDir::new();
+    dir.write("world", &format!("127.0.0.1 {}\n", up.addr.port()));
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml = format!(
+        "admin:\n  port: {admin_port}\nnamers:\n- kind: io.l5d.fs\n  rootDir: {}\n  pollIntervalMs: 20\nrouters:\n- protocol: http\n  label: out\n  dtab: /svc => /#/io.l5d.fs;\n  servers:\n  - port: 0\n",
+        dir.0.display()
+    );
+    let px = Proxy::start(&yaml, "auto");
+    let admin: std::net::SocketAddr = ([127, 0, 0, 1], admin_port).into();
+    let state = || -> serde_json::Value {
+        let r = loop {
+            if std::net::TcpStream::connect(admin).is_ok() {
+                break get(admin, "GET /namer_state HTTP/1.1\r\nHost: a\r\n\r\n");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        serde_json::from_str(&r.text()).unwrap()
+    };
+    let until = |what: &str, ok: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = state();
+            if ok(&s["namers"][0]) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: {s}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    until("healthy", &|n| n["errors"] == 0 && n["lastError"].is_null());
+
+    std::fs::remove_dir_all(&dir.0).unwrap();
+    until("error reported", &|n| {
+        n["errors"].as_u64() > Some(0)
+            && n["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains(&*dir.0.to_string_lossy()))
+    });
+    // The last good view still routes.
+    let a = px.addr("out");
+    assert!(
+        get(a, "GET / HTTP/1.1\r\nHost: world\r\n\r\n")
+            .text()
+            .starts_with("v1:")
+    );
+    let metrics = get(
+        admin,
+        "GET /admin/metrics/prometheus HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .text();
+    let errors_line = metrics
+        .lines()
+        .find(|l| l.starts_with("switchyard_discovery_errors_total{"))
+        .expect(&metrics);
+    assert!(!errors_line.ends_with(" 0"), "{errors_line}");
+    // Staleness grows while the source is unreadable.
+    std::thread::sleep(Duration::from_millis(300));
+    let stale = state()["namers"][0]["lastSyncAgoMs"].as_u64().unwrap();
+    assert!(stale >= 250, "{stale}");
+
+    std::fs::create_dir_all(&dir.0).unwrap();
+    dir.write("world", &format!("127.0.0.1 {}\n", up.addr.port()));
+    until("recovered", &|n| {
+        n["lastError"].is_null() && n["lastSyncAgoMs"].as_u64() < Some(250)
+    });
+}
