@@ -97,6 +97,7 @@ struct RawRouter {
     namer_max_depth: Option<usize>,
     #[serde(default)]
     interpreter: RawInterpreter,
+    http_access_log: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -332,6 +333,8 @@ pub struct Router {
     pub timeouts: Timeouts,
     pub namer_max_depth: usize,
     pub transformers: Vec<Transformer>,
+    /// Where this router's access log is appended (`httpAccessLog`).
+    pub access_log: Option<std::path::PathBuf>,
 }
 
 /// A validated configuration.
@@ -638,8 +641,19 @@ impl RawRouter {
                 }
             });
         }
+        if self
+            .http_access_log
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(cfg_err(
+                format!("{key}.httpAccessLog"),
+                "must be a file path",
+            ));
+        }
         Ok(Router {
             transformers,
+            access_log: self.http_access_log,
             label: self.label,
             dtab: CompiledDtab::new(dtab),
             identifier: Identifier { kind, dst_prefix },

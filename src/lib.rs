@@ -24,6 +24,7 @@
 //!   identifiers, the explainer. Pure: no IO.
 //! - [`limits`]: every bound, named and documented.
 
+pub mod access_log;
 pub mod admin;
 pub mod cli;
 pub mod config;

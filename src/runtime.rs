@@ -13,6 +13,7 @@ use crate::routing::GlobalNamer;
 use crate::telemetry::ListenerMetrics;
 use futures_channel::oneshot;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -121,6 +122,8 @@ pub struct Running {
     pub discovery: Option<(Arc<Published>, crate::discovery::fs::FsDiscovery)>,
     drains: Vec<oneshot::Sender<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Access log writers: each ends, flushed, once the shards are gone.
+    log_writers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -132,6 +135,9 @@ impl Running {
             let _ = d.send(());
         }
         for t in self.threads {
+            let _ = t.join();
+        }
+        for t in self.log_writers {
             let _ = t.join();
         }
         drop(self.discovery);
@@ -154,13 +160,31 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
         .iter()
         .map(|b| (b.router.label.clone(), b.addr))
         .collect();
+    // One writer per file, however many routers share it.
+    let mut access_logs: HashMap<std::path::PathBuf, crate::access_log::AccessLog> = HashMap::new();
+    let mut log_writers = Vec::new();
+    for (i, r) in config.routers.iter().enumerate() {
+        if let Some(path) = &r.access_log
+            && !access_logs.contains_key(path)
+        {
+            let (log, writer) = crate::access_log::open(path)
+                .map_err(|e| format!("routers[{i}].httpAccessLog: {e}"))?;
+            access_logs.insert(path.clone(), log);
+            log_writers.push(writer);
+        }
+    }
     let mut listener_metrics = Vec::new();
     let mut per_shard: Vec<ShardListeners> = (0..cpus.len()).map(|_| Vec::new()).collect();
     for b in bound {
         for (i, s) in b.sockets.into_iter().enumerate() {
             let stats = Arc::new(ListenerMetrics::default());
             listener_metrics.push((b.router.label.clone(), b.addr, stats.clone()));
-            per_shard[i].push((s, b.router.clone(), b.server.clone(), stats));
+            let log = b
+                .router
+                .access_log
+                .as_ref()
+                .and_then(|p| access_logs.get(p).cloned());
+            per_shard[i].push((s, b.router.clone(), b.server.clone(), stats, log));
         }
     }
     let mut drains = Vec::new();
@@ -206,6 +230,7 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
         discovery,
         drains,
         threads,
+        log_writers,
     })
 }
 
@@ -239,6 +264,7 @@ type ShardListeners = Vec<(
     Arc<Router>,
     Server,
     Arc<ListenerMetrics>,
+    Option<crate::access_log::AccessLog>,
 )>;
 
 #[allow(clippy::too_many_arguments)] // one shard's whole start-up state
@@ -311,7 +337,7 @@ async fn shard_main(
         outstanding: Default::default(),
     });
     let mut accept_tasks = Vec::new();
-    for (std_listener, router, server, stats) in listeners {
+    for (std_listener, router, server, stats, access_log) in listeners {
         let listener = match monoio::net::TcpListener::from_std(std_listener) {
             Ok(l) => l,
             Err(e) => {
@@ -324,6 +350,7 @@ async fn shard_main(
             server,
             metrics: stats,
             metrics_enabled,
+            access_log,
             names: Default::default(),
             cache: Default::default(),
             open: Cell::new(0),

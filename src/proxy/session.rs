@@ -72,6 +72,8 @@ pub struct ListenerCx {
     /// This listener's metrics on this shard (read by the admin server).
     pub metrics: Arc<ListenerMetrics>,
     pub metrics_enabled: bool,
+    /// This router's access log, when it has one.
+    pub access_log: Option<crate::access_log::AccessLog>,
     /// This shard's index of per-name series.
     pub names: NameSeries,
     /// Routes bound on this listener, this shard.
@@ -211,6 +213,11 @@ pub async fn serve_connection(
             Ok(Some(h)) => h,
             Ok(None) => return,
             Err(e) => {
+                if let Some(log) = &lis.access_log {
+                    let mut line = access_line_start(c.peer, None, &c.buf);
+                    access_line_end(&mut line, response_for(&e).status, 0, None, 0);
+                    log.log(line.0);
+                }
                 respond_error(&mut c, &e, true, &lis).await;
                 return;
             }
@@ -218,6 +225,10 @@ pub async fn serve_connection(
         let started = std::time::Instant::now();
         let mut rec = ExchangeRecord {
             request_bytes: head.head_len as u64,
+            access: lis
+                .access_log
+                .as_ref()
+                .map(|_| access_line_start(c.peer, Some(&head), &c.buf)),
             ..ExchangeRecord::default()
         };
         let outcome = exchange(&mut c, head, &shard, &lis, &mut rec).await;
@@ -230,6 +241,17 @@ pub async fn serve_connection(
             _ => None,
         };
         record(&lis, &rec, started, failure);
+        if let (Some(log), Some(mut line)) = (&lis.access_log, rec.access.take()) {
+            let us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+            access_line_end(
+                &mut line,
+                rec.status,
+                rec.response_bytes,
+                rec.entry.as_deref().map(|e| &e.service[..]),
+                us,
+            );
+            log.log(line.0);
+        }
         match outcome {
             Ok(true) if !shard.draining.get() => {}
             Ok(_) => return,
@@ -245,13 +267,80 @@ pub async fn serve_connection(
     }
 }
 
-/// What one exchange did, for its metrics.
+/// What one exchange did, for its metrics and access log.
 #[derive(Default)]
 struct ExchangeRecord {
     entry: Option<Rc<RouteEntry>>,
     status: u16,
     request_bytes: u64,
     response_bytes: u64,
+    /// The access log line's first half, taken while the head is in hand.
+    access: Option<(String, usize)>,
+}
+
+/// Client, time, request line, Host and User-Agent of an access log line
+/// (see [`crate::access_log`]), and where status and bytes go (after the
+/// request line, as in the Combined Log Format); a head that did not parse
+/// logs `"-"`.
+fn access_line_start(peer: SocketAddr, head: Option<&RequestHead>, buf: &[u8]) -> (String, usize) {
+    use crate::access_log::{push_escaped, push_time};
+    let mut line = String::with_capacity(256);
+    line.push_str(&peer.ip().to_string());
+    line.push_str(" - - [");
+    push_time(&mut line, std::time::SystemTime::now());
+    line.push_str("] \"");
+    match head {
+        Some(h) => {
+            push_escaped(&mut line, h.method.get(buf));
+            line.push(' ');
+            push_escaped(&mut line, h.target.get(buf));
+            line.push_str(if h.minor == 0 {
+                " HTTP/1.0"
+            } else {
+                " HTTP/1.1"
+            });
+            line.push('"');
+            let at = line.len();
+            line.push_str(" \"");
+            if let Some(host) = h.host {
+                push_escaped(&mut line, host.get(buf));
+            }
+            line.push_str("\" \"");
+            if let Some(ua) = h
+                .headers
+                .iter()
+                .find(|x| x.name.get(buf).eq_ignore_ascii_case(b"user-agent"))
+            {
+                push_escaped(&mut line, ua.value.get(buf));
+            }
+            line.push('"');
+            (line, at)
+        }
+        None => {
+            line.push_str("-\"");
+            let at = line.len();
+            line.push_str(" \"-\" \"-\"");
+            (line, at)
+        }
+    }
+}
+
+/// Status, response bytes, logical name and duration; ends the line.
+fn access_line_end(
+    (line, at): &mut (String, usize),
+    status: u16,
+    bytes: u64,
+    dst: Option<&[u8]>,
+    us: u64,
+) {
+    use std::fmt::Write as _;
+    line.insert_str(*at, &format!(" {status} {bytes}"));
+    line.push_str(" dst=");
+    match dst {
+        Some(d) => crate::access_log::push_escaped(line, d),
+        None => line.push('-'),
+    }
+    let _ = writeln!(line, " us={us}");
 }
 
 /// Counts one exchange in the listener's and the name's series.

@@ -91,12 +91,13 @@ fn admin_endpoints() {
     assert_eq!(px.stop(), Some(0));
 }
 
-#[test]
-fn prometheus_metrics_count_known_traffic() {
+/// A proxy routing `web` to an upstream answering "ok", with its admin
+/// server up; `extra` is prepended to the config.
+fn web_with_admin(extra: &str) -> (Upstream, Proxy, SocketAddr) {
     let up = Upstream::start(Reply::Fixed("ok"));
     let admin_port = free_port();
     let yaml = format!(
-        "admin:\n  port: {admin_port}\nrouters:\n- protocol: http\n  label: out\n  dtab: '/svc/web=>/$/inet/127.0.0.1/{}'\n  servers:\n  - port: 0\n",
+        "{extra}admin:\n  port: {admin_port}\nrouters:\n- protocol: http\n  label: out\n  dtab: '/svc/web=>/$/inet/127.0.0.1/{}'\n  servers:\n  - port: 0\n",
         up.addr.port()
     );
     let px = Proxy::start(&yaml, "auto");
@@ -106,6 +107,12 @@ fn prometheus_metrics_count_known_traffic() {
         assert!(std::time::Instant::now() < deadline, "admin did not start");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    (up, px, admin)
+}
+
+#[test]
+fn prometheus_metrics_count_known_traffic() {
+    let (_up, px, admin) = web_with_admin("");
     let a = px.addr("out");
     let mut c = Client::connect(a);
     for _ in 0..7 {
@@ -195,19 +202,7 @@ fn prometheus_metrics_count_known_traffic() {
 
 #[test]
 fn metrics_can_be_switched_off() {
-    let up = Upstream::start(Reply::Fixed("ok"));
-    let admin_port = free_port();
-    let yaml = format!(
-        "telemetry:\n  metrics: false\nadmin:\n  port: {admin_port}\nrouters:\n- protocol: http\n  label: out\n  dtab: '/svc/web=>/$/inet/127.0.0.1/{}'\n  servers:\n  - port: 0\n",
-        up.addr.port()
-    );
-    let px = Proxy::start(&yaml, "auto");
-    let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(admin).is_err() {
-        assert!(std::time::Instant::now() < deadline, "admin did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let (_up, px, admin) = web_with_admin("telemetry:\n  metrics: false\n");
     let a = px.addr("out");
     let mut c = Client::connect(a);
     for _ in 0..5 {

@@ -4,6 +4,7 @@
 //! recordings between threads behind mutexes.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod access_log;
 mod admin;
 mod cli;
 mod demo;
