@@ -389,7 +389,37 @@ struct Merged {
     route_cache_hits: u64,
     route_cache_misses: u64,
     latency: HistogramSnapshot,
-    names: std::collections::BTreeMap<String, (u64, HistogramSnapshot)>,
+}
+
+/// Request count and latency of one logical name or endpoint.
+type SeriesSum = (u64, HistogramSnapshot);
+
+/// A router's per-name and per-endpoint series, summed over its listeners
+/// and shards.
+#[derive(Default)]
+struct RouterSeries {
+    names: std::collections::BTreeMap<String, SeriesSum>,
+    /// By `ip:port`; `other` past the bound.
+    endpoints: std::collections::BTreeMap<String, SeriesSum>,
+}
+
+fn router_series(state: &AdminState) -> std::collections::BTreeMap<String, RouterSeries> {
+    let mut out: std::collections::BTreeMap<String, RouterSeries> = Default::default();
+    for (router, _, m) in &state.listener_metrics {
+        let r = out.entry(router.clone()).or_default();
+        for (name, n) in m.names().iter() {
+            let slot = r.names.entry(name.to_string()).or_default();
+            slot.0 += n.requests.get();
+            n.latency.merge_into(&mut slot.1);
+        }
+        for (addr, n) in m.endpoints().iter() {
+            let key = addr.map_or_else(|| "other".to_string(), |a| a.to_string());
+            let slot = r.endpoints.entry(key).or_default();
+            slot.0 += n.requests.get();
+            n.latency.merge_into(&mut slot.1);
+        }
+    }
+    out
 }
 
 /// Sums every shard's cells per (router, listener address).
@@ -414,11 +444,6 @@ fn merged(state: &AdminState) -> std::collections::BTreeMap<(String, SocketAddr)
         e.route_cache_hits += m.route_cache_hits.get();
         e.route_cache_misses += m.route_cache_misses.get();
         m.latency.merge_into(&mut e.latency);
-        for (name, n) in m.names().iter() {
-            let slot = e.names.entry(name.to_string()).or_default();
-            slot.0 += n.requests.get();
-            n.latency.merge_into(&mut slot.1);
-        }
     }
     out
 }
@@ -461,17 +486,19 @@ fn metrics_json(state: &AdminState) -> Value {
             );
         }
         put(format!("{base}/request_latency_us.count"), e.latency.count);
-        for (name, (n, h)) in &e.names {
-            let svc = name.trim_start_matches('/');
-            put(format!("rt/{router}/service/{svc}/requests"), *n);
-            put(
-                format!("rt/{router}/service/{svc}/request_latency_us.p50"),
-                h.quantile_us(0.5),
-            );
-            put(
-                format!("rt/{router}/service/{svc}/request_latency_us.p99"),
-                h.quantile_us(0.99),
-            );
+    }
+    for (router, r) in router_series(state) {
+        for (kind, series) in [("service", &r.names), ("endpoint", &r.endpoints)] {
+            for (key, (n, h)) in series {
+                let key = key.trim_start_matches('/');
+                let base = format!("rt/{router}/{kind}/{key}");
+                put(format!("{base}/requests"), *n);
+                put(format!("{base}/request_latency_us.p50"), h.quantile_us(0.5));
+                put(
+                    format!("{base}/request_latency_us.p99"),
+                    h.quantile_us(0.99),
+                );
+            }
         }
     }
     Value::Object(m)
@@ -653,32 +680,46 @@ fn prometheus(state: &AdminState) -> String {
             &e.latency,
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP switchyard_service_requests_total Requests by logical name (bounded; the rest fold into \"other\").\n# TYPE switchyard_service_requests_total counter"
-    );
-    for ((r, _), e) in &all {
-        for (name, (n, _)) in &e.names {
-            let _ = writeln!(
-                out,
-                "switchyard_service_requests_total{{router=\"{}\",service=\"{}\"}} {n}",
-                label(r),
-                label(name)
-            );
+    let series = router_series(state);
+    for (kind, what) in [
+        ("service", "logical name"),
+        ("endpoint", "endpoint (ip:port)"),
+    ] {
+        let pick = |r: &RouterSeries| -> Vec<(String, SeriesSum)> {
+            let m = if kind == "service" {
+                &r.names
+            } else {
+                &r.endpoints
+            };
+            m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_{kind}_requests_total Requests by {what} (bounded; the rest fold into \"other\").\n# TYPE switchyard_{kind}_requests_total counter"
+        );
+        for (r, rs) in &series {
+            for (key, (n, _)) in pick(rs) {
+                let _ = writeln!(
+                    out,
+                    "switchyard_{kind}_requests_total{{router=\"{}\",{kind}=\"{}\"}} {n}",
+                    label(r),
+                    label(&key)
+                );
+            }
         }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP switchyard_service_request_duration_seconds Request latency by logical name.\n# TYPE switchyard_service_request_duration_seconds histogram"
-    );
-    for ((r, _), e) in &all {
-        for (name, (_, h)) in &e.names {
-            histogram(
-                &mut out,
-                "switchyard_service_request_duration_seconds",
-                &format!("router=\"{}\",service=\"{}\"", label(r), label(name)),
-                h,
-            );
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_{kind}_request_duration_seconds Request latency by {what}.\n# TYPE switchyard_{kind}_request_duration_seconds histogram"
+        );
+        for (r, rs) in &series {
+            for (key, (_, h)) in pick(rs) {
+                histogram(
+                    &mut out,
+                    &format!("switchyard_{kind}_request_duration_seconds"),
+                    &format!("router=\"{}\",{kind}=\"{}\"", label(r), label(&key)),
+                    &h,
+                );
+            }
         }
     }
     let snap = state.snapshot();

@@ -352,6 +352,7 @@ async fn shard_main(
             metrics_enabled,
             access_log,
             names: Default::default(),
+            endpoints: Default::default(),
             cache: Default::default(),
             open: Cell::new(0),
         });

@@ -10,6 +10,7 @@
 
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,6 +34,10 @@ pub fn uptime_ms() -> u64 {
 
 /// Per-name series one shard keeps per listener before folding into `other`.
 pub const NAME_SERIES_MAX: usize = 256;
+
+/// Per-endpoint series likewise. Endpoints come from discovery, not from
+/// clients, but a large cluster must not become a large scrape either.
+pub const ENDPOINT_SERIES_MAX: usize = 512;
 
 /// Upper bounds of the latency buckets, in microseconds.
 pub const LATENCY_BUCKETS_US: [u64; 18] = [
@@ -152,6 +157,9 @@ pub struct ListenerMetrics {
     /// The per-name series, republished (rarely: when a name is first seen)
     /// for the admin server to read.
     published_names: arc_swap::ArcSwap<Vec<(Box<str>, Arc<NameMetrics>)>>,
+    /// The per-endpoint series likewise; `None` is the fold of endpoints
+    /// past the bound.
+    published_endpoints: arc_swap::ArcSwap<Vec<(Option<SocketAddr>, Arc<NameMetrics>)>>,
 }
 
 /// Failures by kind, each a counter.
@@ -177,7 +185,7 @@ pub const FAILURE_KINDS: [&str; 14] = [
     "overloaded",
 ];
 
-/// One logical name's series on one shard.
+/// One logical name's (or endpoint's) series on one shard.
 #[derive(Debug, Default)]
 pub struct NameMetrics {
     pub requests: Counter,
@@ -190,6 +198,12 @@ impl ListenerMetrics {
         self.published_names.load_full()
     }
 
+    /// The per-endpoint series (`None`: the endpoints folded together past
+    /// [`ENDPOINT_SERIES_MAX`]).
+    pub fn endpoints(&self) -> Arc<Vec<(Option<SocketAddr>, Arc<NameMetrics>)>> {
+        self.published_endpoints.load_full()
+    }
+
     pub fn response(&self, status: u16) {
         if let Some(c) = self
             .responses
@@ -200,34 +214,95 @@ impl ListenerMetrics {
     }
 }
 
-/// A shard's own index of its per-name series for one listener.
-#[derive(Debug, Default)]
-pub struct NameSeries {
-    names: RefCell<FxHashMap<Box<str>, Arc<NameMetrics>>>,
+/// A shard's own index of per-key series for one listener: lookups are a
+/// hash probe on the shard; a new key (rare) republishes the list for the
+/// admin server. Past `max` keys the rest share the `other` series.
+#[derive(Debug)]
+pub struct Series<K> {
+    map: RefCell<FxHashMap<K, Arc<NameMetrics>>>,
 }
 
-impl NameSeries {
-    /// Runs `f` on the series for `name`, folding into `other` past the
-    /// cardinality bound. Allocates only the first time a name is seen.
-    pub fn with(&self, shared: &ListenerMetrics, name: &str, f: impl FnOnce(&NameMetrics)) {
-        if let Some(m) = self.names.borrow().get(name) {
+impl<K> Default for Series<K> {
+    fn default() -> Self {
+        Series {
+            map: RefCell::new(FxHashMap::default()),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Series<K> {
+    /// Runs `f` on the series for `key`; `own` (or `other`, past `max`)
+    /// makes the stored key the first time it is seen: the only allocation,
+    /// so both are closures, never values built on every call.
+    fn with<Q: std::hash::Hash + Eq + ?Sized>(
+        &self,
+        slot: &arc_swap::ArcSwap<Vec<(K, Arc<NameMetrics>)>>,
+        max: usize,
+        key: &Q,
+        own: impl FnOnce(&Q) -> K,
+        other: impl FnOnce() -> K,
+        f: impl FnOnce(&NameMetrics),
+    ) where
+        K: std::borrow::Borrow<Q>,
+    {
+        if let Some(m) = self.map.borrow().get(key) {
             return f(m);
         }
-        let mut names = self.names.borrow_mut();
-        let key: &str = if names.len() >= NAME_SERIES_MAX {
-            "other"
-        } else {
-            name
+        let mut map = self.map.borrow_mut();
+        let k = if map.len() >= max { other() } else { own(key) };
+        let m = match map.get::<K>(&k) {
+            Some(m) => m.clone(),
+            None => {
+                let m = Arc::new(NameMetrics::default());
+                map.insert(k, m.clone());
+                slot.store(Arc::new(
+                    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                ));
+                m
+            }
         };
-        if !names.contains_key(key) {
-            names.insert(key.into(), Arc::new(NameMetrics::default()));
-            let list: Vec<(Box<str>, Arc<NameMetrics>)> =
-                names.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            shared.published_names.store(Arc::new(list));
-        }
-        if let Some(m) = names.get(key) {
-            f(m)
-        }
+        f(&m)
+    }
+}
+
+/// Per logical name (from the client's Host: bounded).
+pub type NameSeries = Series<Box<str>>;
+
+/// Per endpoint (from discovery; bounded all the same).
+pub type EndpointSeries = Series<Option<SocketAddr>>;
+
+impl NameSeries {
+    /// Runs `f` on the series for `name`, folding into `other` past
+    /// [`NAME_SERIES_MAX`].
+    pub fn name(&self, shared: &ListenerMetrics, name: &str, f: impl FnOnce(&NameMetrics)) {
+        self.with(
+            &shared.published_names,
+            NAME_SERIES_MAX,
+            name,
+            |n: &str| Box::from(n),
+            || "other".into(),
+            f,
+        )
+    }
+}
+
+impl EndpointSeries {
+    /// Runs `f` on the series for `addr`, folding past
+    /// [`ENDPOINT_SERIES_MAX`].
+    pub fn endpoint(
+        &self,
+        shared: &ListenerMetrics,
+        addr: SocketAddr,
+        f: impl FnOnce(&NameMetrics),
+    ) {
+        self.with(
+            &shared.published_endpoints,
+            ENDPOINT_SERIES_MAX,
+            &Some(addr),
+            |a| *a,
+            || None,
+            f,
+        )
     }
 }
 
@@ -256,11 +331,25 @@ mod tests {
         let m = ListenerMetrics::default();
         let series = NameSeries::default();
         for i in 0..NAME_SERIES_MAX + 50 {
-            series.with(&m, &format!("/svc/n{i}"), |n| n.requests.inc());
+            series.name(&m, &format!("/svc/n{i}"), |n| n.requests.inc());
         }
         let names = m.names();
         assert_eq!(names.len(), NAME_SERIES_MAX + 1);
         let other = names.iter().find(|(k, _)| &**k == "other").expect("other");
         assert_eq!(other.1.requests.get(), 50);
+    }
+
+    #[test]
+    fn endpoint_series_are_bounded() {
+        let m = ListenerMetrics::default();
+        let series = EndpointSeries::default();
+        for i in 0..ENDPOINT_SERIES_MAX + 10 {
+            let addr = SocketAddr::from(([10, 0, (i / 256) as u8, (i % 256) as u8], 80));
+            series.endpoint(&m, addr, |n| n.requests.inc());
+        }
+        let eps = m.endpoints();
+        assert_eq!(eps.len(), ENDPOINT_SERIES_MAX + 1);
+        let other = eps.iter().find(|(k, _)| k.is_none()).expect("other");
+        assert_eq!(other.1.requests.get(), 10);
     }
 }

@@ -76,6 +76,8 @@ pub struct ListenerCx {
     pub access_log: Option<crate::access_log::AccessLog>,
     /// This shard's index of per-name series.
     pub names: NameSeries,
+    /// This shard's index of per-endpoint series.
+    pub endpoints: crate::telemetry::EndpointSeries,
     /// Routes bound on this listener, this shard.
     pub cache: RouteCache,
     /// Open client connections on this listener, this shard.
@@ -271,6 +273,8 @@ pub async fn serve_connection(
 #[derive(Default)]
 struct ExchangeRecord {
     entry: Option<Rc<RouteEntry>>,
+    /// The endpoint the request was sent to, once chosen.
+    endpoint: Option<SocketAddr>,
     status: u16,
     request_bytes: u64,
     response_bytes: u64,
@@ -368,7 +372,13 @@ fn record(
     if let Some(e) = &rec.entry
         && let Ok(name) = std::str::from_utf8(&e.service)
     {
-        lis.names.with(m, name, |n| {
+        lis.names.name(m, name, |n| {
+            n.requests.inc();
+            n.latency.record_us(us);
+        });
+    }
+    if let Some(addr) = rec.endpoint {
+        lis.endpoints.endpoint(m, addr, |n| {
             n.requests.inc();
             n.latency.record_us(us);
         });
@@ -512,6 +522,7 @@ async fn exchange(
     );
     // Counted until this exchange ends, however it ends.
     let _in_flight = InFlight::new(&shard.outstanding, routed.addr);
+    rec.endpoint = Some(routed.addr);
     let keep_alive = head.keep_alive;
     let is_head = head.is_head(&c.buf);
     let minor = head.minor;

@@ -112,7 +112,7 @@ fn web_with_admin(extra: &str) -> (Upstream, Proxy, SocketAddr) {
 
 #[test]
 fn prometheus_metrics_count_known_traffic() {
-    let (_up, px, admin) = web_with_admin("");
+    let (up, px, admin) = web_with_admin("");
     let a = px.addr("out");
     let mut c = Client::connect(a);
     for _ in 0..7 {
@@ -165,6 +165,14 @@ fn prometheus_metrics_count_known_traffic() {
         ),
         7.0
     );
+    let endpoint = up.addr.to_string();
+    assert_eq!(
+        value(
+            "switchyard_endpoint_requests_total",
+            &[("router", "out"), ("endpoint", &endpoint)]
+        ),
+        7.0
+    );
     assert_eq!(value("switchyard_connections_total", &[]), 4.0);
     assert!(value("switchyard_route_cache_hits_total", &[]) >= 6.0);
     // Histogram buckets are cumulative and end at the count.
@@ -198,6 +206,8 @@ fn prometheus_metrics_count_known_traffic() {
         j[format!("rt/out/server/{}/{}/requests", a.ip(), a.port())],
         10
     );
+    assert_eq!(j[format!("rt/out/endpoint/{endpoint}/requests")], 7);
+    assert_eq!(j["rt/out/service/svc/web/requests"], 7);
 }
 
 #[test]
