@@ -12,7 +12,7 @@
 //! 10.0.0.7 - - [2026-11-27T18:01:02.345Z] "GET /path HTTP/1.1" 200 1234 "www.hello.world" "curl/8.5.0" dst=/svc/www.hello.world us=412
 //! ```
 //!
-//! The byte count is the response bytes sent; `dst` is the logical name
+//! The byte count is what was sent of the response, head and body; `dst` is the logical name
 //! (`-` when routing failed); `us` is the exchange's duration. Quotes,
 //! backslashes and control bytes in client-supplied fields are escaped, so
 //! one exchange is always one line.
