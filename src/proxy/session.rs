@@ -233,7 +233,7 @@ pub async fn serve_connection(
                 .map(|_| access_line_start(c.peer, Some(&head), &c.buf)),
             ..ExchangeRecord::default()
         };
-        let outcome = exchange(&mut c, head, &shard, &lis, &mut rec).await;
+        let outcome = exchange(&mut c, &head, &shard, &lis, &mut rec).await;
         let failure = match &outcome {
             Err(Abort::Respond(e, _)) => {
                 rec.status = response_for(e).status;
@@ -453,7 +453,7 @@ enum Abort {
 /// whether the client connection may carry another request.
 async fn exchange(
     c: &mut Client,
-    head: RequestHead,
+    head: &RequestHead,
     shard: &ShardCx,
     lis: &ListenerCx,
     rec: &mut ExchangeRecord,
@@ -473,7 +473,7 @@ async fn exchange(
             outstanding: &shard.outstanding,
             metrics: lis.metrics_enabled.then_some(&*lis.metrics),
         };
-        route(&cx, c.peer.ip(), &head, &c.buf, &mut rng)
+        route(&cx, c.peer.ip(), head, &c.buf, &mut rng)
     };
     let routed = match routed {
         Ok(r) => {
@@ -513,7 +513,7 @@ async fn exchange(
         }
     }
     rewrite::request_head(
-        &head,
+        head,
         &c.buf,
         &routed,
         lis.server.trust,
