@@ -35,6 +35,11 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
+    /// Lines dropped so far because the writer fell behind.
+    pub fn dropped(&self) -> Arc<AtomicU64> {
+        self.dropped.clone()
+    }
+
     /// Queues a line; never blocks.
     pub fn log(&self, line: String) {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(line) {

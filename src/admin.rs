@@ -36,6 +36,8 @@ pub struct AdminState {
     pub shard_generations: Vec<Arc<crate::telemetry::ShardReport>>,
     pub listeners: Vec<(String, SocketAddr)>,
     pub driver: String,
+    /// Each access log's file and its count of dropped lines.
+    pub access_logs: Vec<(std::path::PathBuf, Arc<std::sync::atomic::AtomicU64>)>,
 }
 
 impl AdminState {
@@ -779,6 +781,20 @@ fn prometheus(state: &AdminState) -> String {
             );
         }
     }
+    if !state.access_logs.is_empty() {
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_access_log_dropped_lines_total Access log lines dropped because the writer fell behind.\n# TYPE switchyard_access_log_dropped_lines_total counter"
+        );
+        for (path, n) in &state.access_logs {
+            let _ = writeln!(
+                out,
+                "switchyard_access_log_dropped_lines_total{{path=\"{}\"}} {}",
+                label(&path.display().to_string()),
+                n.load(Ordering::Relaxed)
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "# HELP switchyard_io_driver The IO driver the shards use.\n# TYPE switchyard_io_driver gauge\nswitchyard_io_driver{{driver=\"{}\"}} 1",
@@ -888,6 +904,7 @@ mod tests {
             shard_generations: vec![Arc::new(r)],
             listeners: vec![],
             driver: "epoll".into(),
+            access_logs: vec![],
         }
     }
 

@@ -365,6 +365,7 @@ fn start_admin(
         shard_generations: running.shard_generations.clone(),
         listeners: running.listeners.clone(),
         driver: running.driver.to_string(),
+        access_logs: running.access_logs.clone(),
     };
     let admin = switchyard::admin::start(addr, state)?;
     eprintln!("switchyard: admin listening on {}", admin.addr);

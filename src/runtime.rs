@@ -122,6 +122,8 @@ pub struct Running {
     pub discovery: Option<(Arc<Published>, crate::discovery::fs::FsDiscovery)>,
     drains: Vec<oneshot::Sender<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Each access log's file and its count of dropped lines.
+    pub access_logs: Vec<(std::path::PathBuf, Arc<std::sync::atomic::AtomicU64>)>,
     /// Access log writers: each ends, flushed, once the shards are gone.
     log_writers: Vec<std::thread::JoinHandle<()>>,
 }
@@ -173,6 +175,10 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
             log_writers.push(writer);
         }
     }
+    let access_log_drops = access_logs
+        .iter()
+        .map(|(p, l)| (p.clone(), l.dropped()))
+        .collect();
     let mut listener_metrics = Vec::new();
     let mut per_shard: Vec<ShardListeners> = (0..cpus.len()).map(|_| Vec::new()).collect();
     for b in bound {
@@ -231,6 +237,7 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
         drains,
         threads,
         log_writers,
+        access_logs: access_log_drops,
     })
 }
 

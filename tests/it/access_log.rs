@@ -9,8 +9,13 @@ use std::time::{Duration, Instant};
 fn one_line_per_exchange() {
     let up = Upstream::start(Reply::Fixed("hello"));
     let log = TempFile::new("log", "");
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let yaml = format!(
-        "routers:\n- protocol: http\n  label: out\n  httpAccessLog: {}\n  dtab: /svc/web => /$/inet/127.0.0.1/{};\n  servers:\n  - port: 0\n",
+        "admin:\n  port: {admin_port}\nrouters:\n- protocol: http\n  label: out\n  httpAccessLog: {}\n  dtab: /svc/web => /$/inet/127.0.0.1/{};\n  servers:\n  - port: 0\n",
         log.path(),
         up.addr.port()
     );
@@ -54,6 +59,18 @@ fn one_line_per_exchange() {
     );
     let bad = lines.iter().find(|l| l.contains(r#"] "-""#)).expect(&text);
     assert!(bad.contains(r#""-" 400 0 "-" "-" dst=- us=0"#), "{bad}");
+    // Nothing was dropped, and the admin server says so.
+    let admin: std::net::SocketAddr = ([127, 0, 0, 1], admin_port).into();
+    let metrics = get(
+        admin,
+        "GET /admin/metrics/prometheus HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .text();
+    let want = format!(
+        "switchyard_access_log_dropped_lines_total{{path=\"{}\"}} 0",
+        log.path()
+    );
+    assert!(metrics.lines().any(|l| l == want), "{metrics}");
 }
 
 #[test]
