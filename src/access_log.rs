@@ -21,8 +21,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::time::{Duration, SystemTime};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::SystemTime;
 
 /// Lines waiting for the writer before shards start dropping them.
 const ACCESS_LOG_QUEUE_LINES: usize = 16 * 1024;
@@ -70,14 +70,10 @@ pub fn open(path: &Path) -> Result<(AccessLog, std::thread::JoinHandle<()>), Str
 fn write_loop(file: std::fs::File, path: PathBuf, rx: Receiver<String>, dropped: Arc<AtomicU64>) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
     let mut reported = 0;
-    loop {
-        let first = match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(line) => Some(line),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
+    // Blocks until a line comes; ends when every shard is gone.
+    while let Ok(first) = rx.recv() {
         let mut failed = false;
-        for line in first.into_iter().chain(rx.try_iter()) {
+        for line in std::iter::once(first).chain(rx.try_iter()) {
             failed |= out.write_all(line.as_bytes()).is_err();
         }
         failed |= out.flush().is_err();
@@ -137,6 +133,7 @@ pub fn push_time(line: &mut String, t: SystemTime) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn times_are_rfc3339_utc() {

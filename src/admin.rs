@@ -683,18 +683,11 @@ fn prometheus(state: &AdminState) -> String {
         );
     }
     let series = router_series(state);
-    for (kind, what) in [
-        ("service", "logical name"),
-        ("endpoint", "endpoint (ip:port)"),
+    type Pick = fn(&RouterSeries) -> &std::collections::BTreeMap<String, SeriesSum>;
+    for (kind, what, pick) in [
+        ("service", "logical name", (|r| &r.names) as Pick),
+        ("endpoint", "endpoint (ip:port)", (|r| &r.endpoints) as Pick),
     ] {
-        let pick = |r: &RouterSeries| -> Vec<(String, SeriesSum)> {
-            let m = if kind == "service" {
-                &r.names
-            } else {
-                &r.endpoints
-            };
-            m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-        };
         let _ = writeln!(
             out,
             "# HELP switchyard_{kind}_requests_total Requests by {what} (bounded; the rest fold into \"other\").\n# TYPE switchyard_{kind}_requests_total counter"
@@ -705,7 +698,7 @@ fn prometheus(state: &AdminState) -> String {
                     out,
                     "switchyard_{kind}_requests_total{{router=\"{}\",{kind}=\"{}\"}} {n}",
                     label(r),
-                    label(&key)
+                    label(key)
                 );
             }
         }
@@ -718,8 +711,8 @@ fn prometheus(state: &AdminState) -> String {
                 histogram(
                     &mut out,
                     &format!("switchyard_{kind}_request_duration_seconds"),
-                    &format!("router=\"{}\",{kind}=\"{}\"", label(r), label(&key)),
-                    &h,
+                    &format!("router=\"{}\",{kind}=\"{}\"", label(r), label(key)),
+                    h,
                 );
             }
         }

@@ -106,8 +106,9 @@ pub enum HeadErrorKind {
     UriTooLong,
     /// 413: the declared body is over the limit.
     BodyTooLarge,
-    /// 501: a method or transfer coding we do not implement.
-    NotImplemented,
+    /// 501 (Not Implemented): a method or transfer coding the proxy does
+    /// not support (CONNECT, codings other than chunked, absurd methods).
+    Unsupported,
     /// 505.
     VersionNotSupported,
     /// 417: an expectation other than 100-continue.
@@ -218,10 +219,10 @@ pub fn parse_request(
             ));
         }
         Err(httparse::Error::Token) => {
-            // A method longer than any real one is "not implemented".
+            // A method longer than any real one gets 501, as an unknown method.
             let first = head.iter().position(|&b| b == b' ').unwrap_or(head.len());
             if first > METHOD_BYTES_MAX {
-                return Err(err(HeadErrorKind::NotImplemented, "method not implemented"));
+                return Err(err(HeadErrorKind::Unsupported, "method not supported"));
             }
             return Err(bad("malformed request line"));
         }
@@ -232,16 +233,13 @@ pub fn parse_request(
     };
     let method_b = method.as_bytes();
     if method_b.len() > METHOD_BYTES_MAX {
-        return Err(err(HeadErrorKind::NotImplemented, "method not implemented"));
+        return Err(err(HeadErrorKind::Unsupported, "method not supported"));
     }
     if !is_token(method_b) {
         return Err(bad("invalid method"));
     }
     if method_b == b"CONNECT" {
-        return Err(err(
-            HeadErrorKind::NotImplemented,
-            "CONNECT is not supported",
-        ));
+        return Err(err(HeadErrorKind::Unsupported, "CONNECT is not supported"));
     }
     let target_b = target.as_bytes();
     if target_b.len() > limits.target_bytes_max {
@@ -334,8 +332,8 @@ pub fn parse_request(
                         chunked = true;
                     } else if is_token(coding) {
                         return Err(err(
-                            HeadErrorKind::NotImplemented,
-                            "transfer coding not implemented",
+                            HeadErrorKind::Unsupported,
+                            "transfer coding not supported",
                         ));
                     } else {
                         return Err(bad("invalid transfer coding"));

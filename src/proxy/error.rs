@@ -124,7 +124,7 @@ pub fn response_for(e: &ProxyError) -> ErrorResponse {
         Head(HeadErrorKind::HeadTooLarge) => (431, "Request Header Fields Too Large", true),
         Head(HeadErrorKind::UriTooLong) => (414, "URI Too Long", true),
         Head(HeadErrorKind::BodyTooLarge) | BodyTooLarge => (413, "Content Too Large", true),
-        Head(HeadErrorKind::NotImplemented) => (501, "Not Implemented", true),
+        Head(HeadErrorKind::Unsupported) => (501, "Not Implemented", true),
         Head(HeadErrorKind::VersionNotSupported) => (505, "HTTP Version Not Supported", true),
         Head(HeadErrorKind::ExpectationFailed) => (417, "Expectation Failed", true),
         // The head was fine: the connection can carry the next request.

@@ -289,7 +289,7 @@ struct ExchangeRecord {
 fn access_line_start(peer: SocketAddr, head: Option<&RequestHead>, buf: &[u8]) -> (String, usize) {
     use crate::access_log::{push_escaped, push_time};
     let mut line = String::with_capacity(256);
-    line.push_str(&peer.ip().to_string());
+    let _ = std::fmt::Write::write_fmt(&mut line, format_args!("{}", peer.ip()));
     line.push_str(" - - [");
     push_time(&mut line, std::time::SystemTime::now());
     line.push_str("] \"");
@@ -338,7 +338,17 @@ fn access_line_end(
     us: u64,
 ) {
     use std::fmt::Write as _;
-    line.insert_str(*at, &format!(" {status} {bytes}"));
+    // Formatted on the stack: " 65535 18446744073709551615" fits in 32.
+    let mut num = [0u8; 32];
+    let room = {
+        let mut w = &mut num[..];
+        let _ = std::io::Write::write_fmt(&mut w, format_args!(" {status} {bytes}"));
+        w.len()
+    };
+    line.insert_str(
+        *at,
+        std::str::from_utf8(&num[..32 - room]).unwrap_or_default(),
+    );
     line.push_str(" dst=");
     match dst {
         Some(d) => crate::access_log::push_escaped(line, d),

@@ -43,6 +43,23 @@ pub enum Node<L> {
     Union(Vec<(f64, DelegateTree<L>)>),
 }
 
+impl<L> Node<L> {
+    /// The node's `type` in linkerd's delegator JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Node::Exception(_) => "exception",
+            Node::Empty => "empty",
+            Node::Fail => "fail",
+            Node::Neg => "neg",
+            Node::Pending => "pending",
+            Node::Delegate(_) => "delegate",
+            Node::Leaf(_) => "leaf",
+            Node::Alt(_) => "alt",
+            Node::Union(_) => "union",
+        }
+    }
+}
+
 impl<L> DelegateTree<L> {
     fn new(path: Path, dentry: Option<Dentry>, node: Node<L>) -> Self {
         DelegateTree { path, dentry, node }
@@ -302,18 +319,7 @@ impl DelegateTree<Bound> {
 
     fn to_json_inner(&self) -> Value {
         let mut m = Map::new();
-        let ty = match &self.node {
-            Node::Exception(_) => "exception",
-            Node::Empty => "empty",
-            Node::Fail => "fail",
-            Node::Neg => "neg",
-            Node::Pending => "pending",
-            Node::Delegate(_) => "delegate",
-            Node::Leaf(_) => "leaf",
-            Node::Alt(_) => "alt",
-            Node::Union(_) => "union",
-        };
-        m.insert("type".into(), ty.into());
+        m.insert("type".into(), self.node.kind().into());
         let path = match &self.node {
             Node::Neg if self.path.is_empty() => "~".to_owned(),
             Node::Fail if !self.path.starts_with(&fail_path()) => "!".to_owned(),

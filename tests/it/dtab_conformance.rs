@@ -694,18 +694,7 @@ fn delegate(c: &Value) -> Result<(), String> {
 /// The corpus's compact DelegateTree notation.
 fn compact(t: &DelegateTree<Bound>) -> Value {
     let mut m = serde_json::Map::new();
-    let ty = match &t.node {
-        Node::Exception(_) => "exception",
-        Node::Empty => "empty",
-        Node::Fail => "fail",
-        Node::Neg => "neg",
-        Node::Pending => "pending",
-        Node::Delegate(_) => "delegate",
-        Node::Leaf(_) => "leaf",
-        Node::Alt(_) => "alt",
-        Node::Union(_) => "union",
-    };
-    m.insert("type".into(), json!(ty));
+    m.insert("type".into(), json!(t.node.kind()));
     m.insert("path".into(), json!(t.path.show()));
     m.insert(
         "dentry".into(),

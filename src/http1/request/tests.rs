@@ -118,7 +118,7 @@ fn framing() {
     }
     assert_eq!(
         refused(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
-        HeadErrorKind::NotImplemented
+        HeadErrorKind::Unsupported
     );
     assert_eq!(
         refused(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n"),
@@ -159,16 +159,13 @@ fn line_endings_and_syntax() {
     );
     assert_eq!(
         refused(b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"),
-        HeadErrorKind::NotImplemented
+        HeadErrorKind::Unsupported
     );
     let long_method = format!(
         "{} / HTTP/1.1\r\nHost: a\r\n\r\n",
         "A".repeat(METHOD_BYTES_MAX + 1)
     );
-    assert_eq!(
-        refused(long_method.as_bytes()),
-        HeadErrorKind::NotImplemented
-    );
+    assert_eq!(refused(long_method.as_bytes()), HeadErrorKind::Unsupported);
     assert_eq!(
         refused(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n"),
         HeadErrorKind::ExpectationFailed
