@@ -67,9 +67,18 @@ fn default_admin_port() -> u16 {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawNamer {
     kind: String,
-    root_dir: Option<String>,
     prefix: Option<String>,
+    /// `io.l5d.fs`.
+    root_dir: Option<String>,
     poll_interval_ms: Option<u64>,
+    /// `io.l5d.k8s`: a plain-HTTP API endpoint such as `kubectl proxy`
+    /// (linkerd 1's keys); without them, a kubeconfig or the in-cluster
+    /// service account.
+    host: Option<String>,
+    port: Option<u16>,
+    kubeconfig: Option<std::path::PathBuf>,
+    namespaces: Option<Vec<String>>,
+    watch_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -95,6 +104,9 @@ struct RawRouter {
     #[serde(default)]
     timeouts: RawTimeouts,
     namer_max_depth: Option<usize>,
+    /// linkerd 1's `bindingTimeoutMs`: how long a request waits for a
+    /// pending name before it fails with 503.
+    binding_timeout_ms: Option<u64>,
     #[serde(default)]
     interpreter: RawInterpreter,
     http_access_log: Option<std::path::PathBuf>,
@@ -117,6 +129,14 @@ struct RawTransformer {
     peers: Option<String>,
     /// This proxy's node; defaults to the `NODE_NAME` environment variable.
     node: Option<String>,
+    /// `io.l5d.k8s.daemonset` (linkerd 1's form): the peers are the
+    /// endpoints of `/#/io.l5d.k8s/<namespace>/<port>/<service>`.
+    namespace: Option<String>,
+    port: Option<String>,
+    service: Option<String>,
+    /// `io.l5d.k8s.daemonset`: the k8s namer's prefix (default
+    /// `/io.l5d.k8s`).
+    k8s_prefix: Option<String>,
 }
 
 /// How endpoints are rewritten before one is picked (linkerd's
@@ -332,6 +352,9 @@ pub struct Router {
     pub limits: crate::http1::request::RequestLimits,
     pub timeouts: Timeouts,
     pub namer_max_depth: usize,
+    /// How long a request waits for a pending name (a namer that has not
+    /// synced) before it fails with 503.
+    pub binding_timeout: Duration,
     pub transformers: Vec<Transformer>,
     /// Where this router's access log is appended (`httpAccessLog`).
     pub access_log: Option<std::path::PathBuf>,
@@ -347,7 +370,7 @@ pub struct Config {
     /// Where the admin server listens, when configured.
     pub admin: Option<SocketAddr>,
     /// Configured namers, in config order (tried in that order).
-    pub namers: Vec<crate::discovery::fs::FsNamer>,
+    pub namers: Vec<crate::discovery::NamerConfig>,
     /// Shard count; `None` means one per CPU in the affinity mask.
     pub shards: Option<usize>,
     pub drain_timeout: Duration,
@@ -414,35 +437,7 @@ impl RawConfig {
         }
         let mut namers = Vec::with_capacity(self.namers.len());
         for (i, n) in self.namers.iter().enumerate() {
-            let key = format!("namers[{i}]");
-            if n.kind != "io.l5d.fs" {
-                return Err(cfg_err(
-                    format!("{key}.kind"),
-                    format!("unknown namer kind {:?} (expected io.l5d.fs)", n.kind),
-                ));
-            }
-            let root = n
-                .root_dir
-                .as_deref()
-                .ok_or_else(|| cfg_err(format!("{key}.rootDir"), "required"))?;
-            // linkerd mounts a namer at `/#` ++ its prefix (default: its kind).
-            let prefix = Path::read(n.prefix.as_deref().unwrap_or("/io.l5d.fs"))
-                .map_err(|e| cfg_err(format!("{key}.prefix"), e.message))?;
-            let mut mount =
-                Path::read("/#").map_err(|e| cfg_err(format!("{key}.prefix"), e.message))?;
-            mount.append(&prefix);
-            let poll = n.poll_interval_ms.unwrap_or(500);
-            if poll == 0 {
-                return Err(cfg_err(
-                    format!("{key}.pollIntervalMs"),
-                    "must be at least 1",
-                ));
-            }
-            namers.push(crate::discovery::fs::FsNamer {
-                prefix: mount,
-                root_dir: root.into(),
-                poll_interval: Duration::from_millis(poll),
-            });
+            namers.push(n.validate(i)?);
         }
         Ok(Config {
             driver,
@@ -454,6 +449,127 @@ impl RawConfig {
             routers,
         })
     }
+}
+
+impl RawNamer {
+    fn validate(&self, i: usize) -> Result<crate::discovery::NamerConfig, ConfigError> {
+        use crate::discovery::{NamerConfig, fs::FsNamer, k8s};
+        let key = format!("namers[{i}]");
+        let fs = self.kind == "io.l5d.fs";
+        let kube = self.kind == "io.l5d.k8s";
+        if !fs && !kube {
+            return Err(cfg_err(
+                format!("{key}.kind"),
+                format!(
+                    "unknown namer kind {:?} (expected io.l5d.fs or io.l5d.k8s)",
+                    self.kind
+                ),
+            ));
+        }
+        // Keys of the other kind are mistakes, not silently ignored.
+        let foreign: &[(&str, bool)] = if fs {
+            &[
+                ("host", self.host.is_some()),
+                ("port", self.port.is_some()),
+                ("kubeconfig", self.kubeconfig.is_some()),
+                ("namespaces", self.namespaces.is_some()),
+                ("watchTimeoutMs", self.watch_timeout_ms.is_some()),
+            ]
+        } else {
+            &[
+                ("rootDir", self.root_dir.is_some()),
+                ("pollIntervalMs", self.poll_interval_ms.is_some()),
+            ]
+        };
+        if let Some((k, _)) = foreign.iter().find(|(_, set)| *set) {
+            return Err(cfg_err(
+                format!("{key}.{k}"),
+                format!("not a key of {}", self.kind),
+            ));
+        }
+        // linkerd mounts a namer at `/#` ++ its prefix (default: its kind).
+        let default_prefix = format!("/{}", self.kind);
+        let prefix = Path::read(self.prefix.as_deref().unwrap_or(&default_prefix))
+            .map_err(|e| cfg_err(format!("{key}.prefix"), e.message))?;
+        let mut mount =
+            Path::read("/#").map_err(|e| cfg_err(format!("{key}.prefix"), e.message))?;
+        mount.append(&prefix);
+        if fs {
+            let root = self
+                .root_dir
+                .as_deref()
+                .ok_or_else(|| cfg_err(format!("{key}.rootDir"), "required"))?;
+            let poll = self.poll_interval_ms.unwrap_or(500);
+            if poll == 0 {
+                return Err(cfg_err(
+                    format!("{key}.pollIntervalMs"),
+                    "must be at least 1",
+                ));
+            }
+            return Ok(NamerConfig::Fs(FsNamer {
+                index: i,
+                prefix: mount,
+                root_dir: root.into(),
+                poll_interval: Duration::from_millis(poll),
+            }));
+        }
+        let api = match (&self.host, self.port, &self.kubeconfig) {
+            (Some(_), _, Some(_)) | (None, Some(_), Some(_)) => {
+                return Err(cfg_err(
+                    format!("{key}.kubeconfig"),
+                    "give either host/port or kubeconfig, not both",
+                ));
+            }
+            (None, None, None) => k8s::ApiSource::InCluster,
+            (None, None, Some(path)) => k8s::ApiSource::Kubeconfig(path.clone()),
+            (host, port, None) => {
+                let host = host.as_deref().unwrap_or("localhost");
+                if host.is_empty() || host.contains(['/', ' ']) {
+                    return Err(cfg_err(
+                        format!("{key}.host"),
+                        format!("invalid host {host:?}"),
+                    ));
+                }
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.to_owned()
+                };
+                k8s::ApiSource::Url(format!("http://{host}:{}", port.unwrap_or(8001)))
+            }
+        };
+        let namespaces = self.namespaces.clone().unwrap_or_default();
+        if let Some(bad) = namespaces.iter().find(|n| !is_dns_label(n)) {
+            return Err(cfg_err(
+                format!("{key}.namespaces"),
+                format!("{bad:?} is not a namespace name"),
+            ));
+        }
+        let watch_ms = self.watch_timeout_ms.unwrap_or(290_000);
+        if watch_ms < 1000 {
+            return Err(cfg_err(
+                format!("{key}.watchTimeoutMs"),
+                "must be at least 1000",
+            ));
+        }
+        Ok(NamerConfig::K8s(k8s::K8sNamer {
+            index: i,
+            prefix: mount,
+            api,
+            namespaces,
+            watch_timeout: Duration::from_millis(watch_ms),
+        }))
+    }
+}
+
+/// An RFC 1123 label, as Kubernetes namespace names are.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 impl RawRouter {
@@ -630,13 +746,28 @@ impl RawRouter {
                         node,
                     }
                 }
-                "io.l5d.localnode" => Transformer::LocalNode {
+                "io.l5d.k8s.daemonset" => {
+                    let part = |v: &Option<String>, name: &str| {
+                        v.as_deref()
+                            .filter(|v| !v.is_empty() && !v.contains('/'))
+                            .map(str::to_owned)
+                            .ok_or_else(|| cfg_err(format!("{k}.{name}"), "required: one path element"))
+                    };
+                    let (ns, port, svc) = (part(&t.namespace, "namespace")?, part(&t.port, "port")?, part(&t.service, "service")?);
+                    let prefix = t.k8s_prefix.as_deref().unwrap_or("/io.l5d.k8s");
+                    let peers = format!("/#{prefix}/{ns}/{port}/{svc}");
+                    Transformer::DaemonSet {
+                        peers: Path::read(&peers).map_err(|e| cfg_err(format!("{k}.k8sPrefix"), e.message))?,
+                        node,
+                    }
+                }
+                "io.l5d.localnode" | "io.l5d.k8s.localnode" => Transformer::LocalNode {
                     node: node.ok_or_else(|| cfg_err(format!("{k}.node"), "required (or set NODE_NAME)"))?,
                 },
                 other => {
                     return Err(cfg_err(
                         format!("{k}.kind"),
-                        format!("unknown transformer {other:?} (expected io.l5d.daemonset or io.l5d.localnode)"),
+                        format!("unknown transformer {other:?} (expected io.l5d.daemonset, io.l5d.k8s.daemonset, io.l5d.localnode or io.l5d.k8s.localnode)"),
                     ));
                 }
             });
@@ -661,6 +792,7 @@ impl RawRouter {
             limits,
             timeouts,
             namer_max_depth: self.namer_max_depth.unwrap_or(NAMER_MAX_DEPTH_DEFAULT),
+            binding_timeout: Duration::from_millis(self.binding_timeout_ms.unwrap_or(10_000)),
         })
     }
 }

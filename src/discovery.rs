@@ -7,11 +7,12 @@
 //! picks up the newest snapshot when it next looks.
 
 pub mod fs;
+pub mod k8s;
 
-use crate::routing::snapshot::Snapshot;
+use crate::routing::snapshot::{NamerView, Snapshot};
 use arc_swap::{ArcSwap, ArcSwapOption};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// The newest snapshot and its generation. Shards compare the generation
 /// (one relaxed load) between requests and load the snapshot only when it
@@ -22,6 +23,47 @@ pub struct Published {
     /// One per namer, in snapshot order. Kept beside the snapshot, not in
     /// it: a poll that finds nothing new must not make a new snapshot.
     pub health: Vec<NamerHealth>,
+    /// Serialises writers (one discovery thread per namer family), so each
+    /// publishes on top of the other's newest views. Shards never take it.
+    #[allow(clippy::disallowed_types)]
+    writer: std::sync::Mutex<()>,
+    /// One per shard, set once the shards exist: how an idle shard learns
+    /// that there is something new to apply.
+    wakers: OnceLock<Vec<ShardWaker>>,
+}
+
+/// Wakes one shard's snapshot task. At most one wake-up is queued at a
+/// time, so a burst of publishes costs a shard one turn, however many
+/// there were, and publishing never waits for a shard.
+pub struct ShardWaker {
+    queued: AtomicBool,
+    tx: futures_channel::mpsc::UnboundedSender<()>,
+}
+
+impl ShardWaker {
+    pub fn new() -> (ShardWaker, futures_channel::mpsc::UnboundedReceiver<()>) {
+        let (tx, rx) = futures_channel::mpsc::unbounded();
+        (
+            ShardWaker {
+                queued: AtomicBool::new(false),
+                tx,
+            },
+            rx,
+        )
+    }
+
+    /// Called by the shard when it takes the wake-up, before it loads the
+    /// snapshot: a publish after this point queues another.
+    pub fn taken(&self) {
+        self.queued.store(false, Ordering::Release);
+    }
+
+    fn wake(&self) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            // Fails only when the shard has exited.
+            let _ = self.tx.unbounded_send(());
+        }
+    }
 }
 
 /// How one namer's source has been answering, for `/namer_state` and the
@@ -37,6 +79,17 @@ pub struct NamerHealth {
     pub errors: AtomicU64,
     /// The most recent failure, cleared by the next good read.
     pub last_error: ArcSwapOption<String>,
+    /// Per-watch detail, for namers that watch an API.
+    pub watches: ArcSwapOption<WatchReport>,
+}
+
+/// What a watching namer reports beside its health: each watch's state and
+/// how much it holds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WatchReport {
+    pub watches: Vec<k8s::WatchState>,
+    pub services: usize,
+    pub slices: usize,
 }
 
 impl NamerHealth {
@@ -48,6 +101,10 @@ impl NamerHealth {
             self.last_change_ms.store(now, Ordering::Relaxed);
         }
         self.last_error.store(None);
+    }
+
+    pub fn set_watches(&self, r: WatchReport) {
+        self.watches.store(Some(Arc::new(r)));
     }
 
     /// A failed read: the last good view keeps serving.
@@ -62,9 +119,11 @@ impl Published {
         let health = first
             .namers
             .iter()
-            .map(|_| {
+            .map(|v| {
                 let h = NamerHealth::default();
-                h.synced(true);
+                if v.synced {
+                    h.synced(true);
+                }
                 h
             })
             .collect();
@@ -72,7 +131,19 @@ impl Published {
             generation: AtomicU64::new(first.generation),
             current: ArcSwap::from_pointee(first),
             health,
+            writer: Default::default(),
+            wakers: OnceLock::new(),
         }
+    }
+
+    /// Registers the shards' wakers; later calls are ignored.
+    pub fn set_wakers(&self, wakers: Vec<ShardWaker>) {
+        let _ = self.wakers.set(wakers);
+    }
+
+    /// The shards' wakers, in shard order.
+    pub fn wakers(&self) -> &[ShardWaker] {
+        self.wakers.get().map_or(&[], Vec::as_slice)
     }
 
     /// The generation of the newest snapshot.
@@ -86,10 +157,115 @@ impl Published {
         self.current.load_full()
     }
 
-    /// Replaces the snapshot; never blocks on readers.
-    pub fn publish(&self, s: Snapshot) {
-        let g = s.generation;
-        self.current.store(Arc::new(s));
+    /// Replaces some namers' views (by index) on top of the newest
+    /// snapshot and publishes the result; `names_changed` when a name
+    /// appeared or vanished, or a namer's sync state moved. Never blocks on
+    /// readers; wakes every shard.
+    pub fn update(&self, views: Vec<(usize, NamerView)>, names_changed: bool) -> u64 {
+        #[allow(clippy::disallowed_types)]
+        let _w = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.current.load_full();
+        let mut namers = current.namers.clone();
+        for (i, v) in views {
+            if let Some(slot) = namers.get_mut(i) {
+                *slot = v;
+            }
+        }
+        let g = current.generation + 1;
+        self.current.store(Arc::new(Snapshot {
+            generation: g,
+            names_version: current.names_version + u64::from(names_changed),
+            namers,
+        }));
         self.generation.store(g, Ordering::Release);
+        for w in self.wakers() {
+            w.wake();
+        }
+        g
     }
+}
+
+/// A configured namer.
+#[derive(Debug, Clone)]
+pub enum NamerConfig {
+    Fs(fs::FsNamer),
+    K8s(k8s::K8sNamer),
+}
+
+/// The running discovery threads; stopped and joined when dropped.
+pub struct Discovery {
+    pub published: Arc<Published>,
+    stop: Arc<AtomicBool>,
+    fs: Option<std::thread::JoinHandle<()>>,
+    k8s: Option<k8s::K8sDiscovery>,
+}
+
+impl Drop for Discovery {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.fs.take() {
+            let _ = t.join();
+        }
+        drop(self.k8s.take());
+    }
+}
+
+/// Builds the first snapshot (fs namers read in full, Kubernetes namers
+/// pending until their first sync) and starts the threads that keep it
+/// current.
+pub fn start(namers: &[NamerConfig]) -> Result<Discovery, String> {
+    let fs_namers: Vec<fs::FsNamer> = namers
+        .iter()
+        .filter_map(|n| match n {
+            NamerConfig::Fs(f) => Some(f.clone()),
+            NamerConfig::K8s(_) => None,
+        })
+        .collect();
+    let k8s_namers: Vec<k8s::K8sNamer> = namers
+        .iter()
+        .filter_map(|n| match n {
+            NamerConfig::K8s(k) => Some(k.clone()),
+            NamerConfig::Fs(_) => None,
+        })
+        .collect();
+    let (fs_views, stamps) = fs::first_views(&fs_namers)?;
+    let mut fs_views = fs_views.into_iter();
+    let views = namers
+        .iter()
+        .map(|n| match n {
+            NamerConfig::Fs(_) => fs_views.next(),
+            NamerConfig::K8s(k) => Some(NamerView::with_id_len(k.prefix.clone(), 3)),
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or("the fs namers' views do not match the config")?;
+    let published = Arc::new(Published::new(Snapshot {
+        generation: 1,
+        names_version: 1,
+        namers: views,
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let fs = if fs_namers.is_empty() {
+        None
+    } else {
+        Some(fs::spawn(
+            fs_namers,
+            stamps,
+            published.clone(),
+            stop.clone(),
+        )?)
+    };
+    let k8s = if k8s_namers.is_empty() {
+        None
+    } else {
+        Some(k8s::spawn(k8s_namers, published.clone())?)
+    };
+    Ok(Discovery {
+        published,
+        stop,
+        fs,
+        k8s,
+    })
 }

@@ -361,7 +361,7 @@ fn start_admin(
     let state = switchyard::admin::AdminState {
         routers: running.routers.clone(),
         listener_metrics: running.listener_metrics.clone(),
-        published: running.discovery.as_ref().map(|(p, _)| p.clone()),
+        published: running.discovery.as_ref().map(|d| d.published.clone()),
         shard_generations: running.shard_generations.clone(),
         listeners: running.listeners.clone(),
         driver: running.driver.to_string(),

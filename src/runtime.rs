@@ -119,7 +119,7 @@ pub struct Running {
     /// Counters of each listener on each shard: (router, address, stats).
     pub listener_metrics: Vec<(String, SocketAddr, Arc<ListenerMetrics>)>,
     /// The discovery thread (stopped when this is dropped).
-    pub discovery: Option<(Arc<Published>, crate::discovery::fs::FsDiscovery)>,
+    pub discovery: Option<crate::discovery::Discovery>,
     drains: Vec<oneshot::Sender<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
     /// Each access log's file and its count of dropped lines.
@@ -156,7 +156,7 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
     let discovery = if config.namers.is_empty() {
         None
     } else {
-        Some(crate::discovery::fs::start(config.namers.clone())?)
+        Some(crate::discovery::start(&config.namers)?)
     };
     let listeners = bound
         .iter()
@@ -197,6 +197,14 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
     let mut threads = Vec::new();
     let mut shard_generations = Vec::new();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    // Wakers exist before any shard, so no publish can miss one.
+    let (wakers, wake_rxs): (Vec<_>, Vec<_>) = (0..cpus.len())
+        .map(|_| crate::discovery::ShardWaker::new())
+        .unzip();
+    if let Some(d) = &discovery {
+        d.published.set_wakers(wakers);
+    }
+    let mut wake_rxs = wake_rxs.into_iter();
     for (i, (cpu, lis)) in cpus.into_iter().zip(per_shard).enumerate() {
         let (tx, rx) = oneshot::channel();
         drains.push(tx);
@@ -205,7 +213,8 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
             metrics: config.metrics,
         };
         let ready = ready_tx.clone();
-        let published = discovery.as_ref().map(|(p, _)| p.clone());
+        let published = discovery.as_ref().map(|d| d.published.clone());
+        let wake_rx = wake_rxs.next();
         let report = Arc::new(crate::telemetry::ShardReport::default());
         shard_generations.push(report.clone());
         let t = std::thread::Builder::new()
@@ -214,7 +223,9 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
                 if let Some(cpu) = cpu {
                     core_affinity::set_for_current(cpu);
                 }
-                run_shard(i, published, report, chosen, lis, rx, settings, ready);
+                run_shard(
+                    i, published, wake_rx, report, chosen, lis, rx, settings, ready,
+                );
             })
             .map_err(|e| format!("cannot start shard {i}: {e}"))?;
         threads.push(t);
@@ -278,6 +289,7 @@ type ShardListeners = Vec<(
 fn run_shard(
     id: usize,
     published: Option<Arc<Published>>,
+    wake: Option<WakeRx>,
     report: Arc<crate::telemetry::ShardReport>,
     driver: Driver,
     listeners: ShardListeners,
@@ -287,7 +299,7 @@ fn run_shard(
 ) {
     let fut = shard_main(
         id,
-        published,
+        (published, wake),
         report,
         listeners,
         drain,
@@ -311,9 +323,12 @@ fn run_shard(
     }
 }
 
+/// Wake-ups from discovery, one per publish burst.
+type WakeRx = futures_channel::mpsc::UnboundedReceiver<()>;
+
 async fn shard_main(
     id: usize,
-    published: Option<Arc<Published>>,
+    (published, wake): (Option<Arc<Published>>, Option<WakeRx>),
     report: Arc<crate::telemetry::ShardReport>,
     listeners: ShardListeners,
     drain: oneshot::Receiver<()>,
@@ -342,6 +357,7 @@ async fn shard_main(
         idle_cancel: RefCell::new(monoio::io::Canceller::new()),
         open: Cell::new(0),
         outstanding: Default::default(),
+        snapshot_waiters: Default::default(),
     });
     let mut accept_tasks = Vec::new();
     for (std_listener, router, server, stats, access_log) in listeners {
@@ -364,6 +380,22 @@ async fn shard_main(
             open: Cell::new(0),
         });
         accept_tasks.push(monoio::spawn(accept_loop(listener, lis, shard.clone())));
+    }
+    // Applies each new snapshot as it is published, so an idle shard is
+    // current too (and says so), and wakes requests waiting on a pending
+    // name.
+    if let Some(mut wake) = wake {
+        let shard = shard.clone();
+        monoio::spawn(async move {
+            use futures_util::StreamExt;
+            while wake.next().await.is_some() {
+                if let Some(w) = shard.published.as_ref().and_then(|p| p.wakers().get(id)) {
+                    w.taken();
+                }
+                shard.refresh();
+                shard.snapshot_moved();
+            }
+        });
     }
     // A heartbeat, so /live can tell a stuck shard from a quiet one.
     {

@@ -11,16 +11,20 @@
 use super::Published;
 use crate::routing::Path;
 use crate::routing::namer::Endpoint;
-use crate::routing::snapshot::{NamerView, Service, Snapshot};
+use crate::routing::snapshot::{NamerView, Service};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::time::{Duration, SystemTime};
 
 /// One configured fs namer.
 #[derive(Debug, Clone)]
 pub struct FsNamer {
+    /// Its position among the configured namers: its view's index in a
+    /// snapshot.
+    pub index: usize,
     /// Where it is mounted, e.g. `/#/io.l5d.fs`.
     pub prefix: Path,
     pub root_dir: PathBuf,
@@ -71,9 +75,12 @@ pub fn parse_service(text: &str) -> (Vec<Endpoint>, Vec<String>) {
     (eps, errors)
 }
 
+/// What the last scan saw of each file of one namer.
+pub type Stamps = HashMap<String, Stamp>;
+
 /// What a scan saw of one file, to skip re-reading unchanged ones.
 #[derive(Clone, PartialEq)]
-struct Stamp {
+pub struct Stamp {
     modified: Option<SystemTime>,
     len: u64,
 }
@@ -131,56 +138,36 @@ fn scan(
     Ok(view)
 }
 
-/// A running fs discovery thread.
-pub struct FsDiscovery {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for FsDiscovery {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Scans every namer once (so the first snapshot is complete before any
-/// shard serves), then watches them from a `discovery` thread.
-pub fn start(namers: Vec<FsNamer>) -> Result<(Arc<Published>, FsDiscovery), String> {
+/// Reads each namer's directory once, so the first snapshot is complete
+/// before any shard serves. Errors name the config key.
+pub fn first_views(namers: &[FsNamer]) -> Result<(Vec<NamerView>, Vec<Stamps>), String> {
     let mut stamps: Vec<HashMap<String, Stamp>> = vec![HashMap::new(); namers.len()];
     let mut views = Vec::with_capacity(namers.len());
     for (i, n) in namers.iter().enumerate() {
         views.push(
             scan(n, &NamerView::new(n.prefix.clone()), &mut stamps[i])
-                .map_err(|e| format!("namers[{i}].rootDir: {e}"))?,
+                .map_err(|e| format!("namers[{}].rootDir: {e}", n.index))?,
         );
     }
-    let first = Snapshot {
-        generation: 1,
-        names_version: 1,
-        namers: views,
-    };
-    let published = Arc::new(Published::new(first));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (p, s) = (published.clone(), stop.clone());
+    Ok((views, stamps))
+}
+
+/// Watches the directories from a `discovery-fs` thread until `stop`.
+pub fn spawn(
+    namers: Vec<FsNamer>,
+    stamps: Vec<HashMap<String, Stamp>>,
+    published: Arc<Published>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, String> {
     let interval = namers
         .iter()
         .map(|n| n.poll_interval)
         .min()
         .unwrap_or(Duration::from_millis(500));
-    let thread = std::thread::Builder::new()
-        .name("discovery".into())
-        .spawn(move || watch(namers, stamps, p, s, interval))
-        .map_err(|e| format!("cannot start the discovery thread: {e}"))?;
-    Ok((
-        published,
-        FsDiscovery {
-            stop,
-            thread: Some(thread),
-        },
-    ))
+    std::thread::Builder::new()
+        .name("discovery-fs".into())
+        .spawn(move || watch(namers, stamps, published, stop, interval))
+        .map_err(|e| format!("cannot start the discovery thread: {e}"))
 }
 
 #[allow(clippy::disallowed_methods)] // the discovery thread is not a shard: it may sleep.
@@ -194,11 +181,12 @@ fn watch(
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(interval);
         let current = published.load();
-        let mut changed = false;
         let mut names_changed = false;
-        let mut views = Vec::with_capacity(namers.len());
+        let mut changed = Vec::new();
         for (i, n) in namers.iter().enumerate() {
-            let prev = &current.namers[i];
+            let Some(prev) = current.namers.get(n.index) else {
+                continue;
+            };
             match scan(n, prev, &mut stamps[i]) {
                 Ok(v) => {
                     let same_names = v.services.len() == prev.services.len()
@@ -207,29 +195,25 @@ fn watch(
                         && v.services
                             .iter()
                             .all(|(k, s)| prev.services.get(k).is_some_and(|p| Arc::ptr_eq(p, s)));
-                    names_changed |= !same_names;
-                    changed |= !same;
-                    views.push(v);
-                    if let Some(h) = published.health.get(i) {
+                    if let Some(h) = published.health.get(n.index) {
                         h.synced(!same);
+                    }
+                    if !same {
+                        names_changed |= !same_names;
+                        changed.push((n.index, v));
                     }
                 }
                 Err(e) => {
                     // Keep serving the last good view; say why.
                     tracing::warn!(namer = %n.prefix, error = %e, "cannot read the namer's directory; keeping the last view");
-                    views.push(prev.clone());
-                    if let Some(h) = published.health.get(i) {
+                    if let Some(h) = published.health.get(n.index) {
                         h.failed(e);
                     }
                 }
             }
         }
-        if changed {
-            published.publish(Snapshot {
-                generation: current.generation + 1,
-                names_version: current.names_version + u64::from(names_changed),
-                namers: views,
-            });
+        if !changed.is_empty() {
+            published.update(changed, names_changed);
         }
     }
 }

@@ -46,6 +46,9 @@ pub struct ShardCx {
     pub open: Cell<usize>,
     /// Requests in flight per endpoint, for load balancing.
     pub outstanding: Outstanding,
+    /// Requests waiting for a pending name to resolve: woken whenever a new
+    /// snapshot is applied.
+    pub snapshot_waiters: RefCell<Vec<futures_channel::oneshot::Sender<()>>>,
 }
 
 impl ShardCx {
@@ -62,6 +65,23 @@ impl ShardCx {
                     .store(g, std::sync::atomic::Ordering::Relaxed);
             }
         }
+    }
+}
+
+impl ShardCx {
+    /// Wakes every request waiting for a new snapshot.
+    pub fn snapshot_moved(&self) {
+        for w in self.snapshot_waiters.borrow_mut().drain(..) {
+            let _ = w.send(());
+        }
+    }
+
+    /// Waits for the next applied snapshot, at most `dur`. Returns false on
+    /// timeout.
+    async fn next_snapshot(&self, dur: Duration) -> bool {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.snapshot_waiters.borrow_mut().push(tx);
+        matches!(monoio::time::timeout(dur, rx).await, Ok(Ok(())))
     }
 }
 
@@ -471,19 +491,35 @@ async fn exchange(
     let t = lis.router.timeouts;
     let has_body = head.framing != BodyFraming::None;
     shard.refresh();
-    let routed = {
-        let mut rng = shard.rng.borrow_mut();
-        let snapshot = shard.snapshot.borrow();
-        let cx = RouteCx {
-            router: &lis.router,
-            server: &lis.server,
-            snapshot: &snapshot,
-            global: &shard.global,
-            cache: &lis.cache,
-            outstanding: &shard.outstanding,
-            metrics: lis.metrics_enabled.then_some(&*lis.metrics),
+    let mut binding_deadline = None;
+    let routed = loop {
+        let routed = {
+            let mut rng = shard.rng.borrow_mut();
+            let snapshot = shard.snapshot.borrow();
+            let cx = RouteCx {
+                router: &lis.router,
+                server: &lis.server,
+                snapshot: &snapshot,
+                global: &shard.global,
+                cache: &lis.cache,
+                outstanding: &shard.outstanding,
+                metrics: lis.metrics_enabled.then_some(&*lis.metrics),
+            };
+            route(&cx, c.peer.ip(), head, &c.buf, &mut rng)
         };
-        route(&cx, c.peer.ip(), head, &c.buf, &mut rng)
+        // A pending name (a namer still syncing) waits for the next
+        // snapshot, up to the router's binding timeout; then 503.
+        match &routed {
+            Err(e) if e.kind == ErrorKind::BindPending && !shard.draining.get() => {
+                let now = monoio::time::Instant::now();
+                let deadline = *binding_deadline.get_or_insert(now + lis.router.binding_timeout);
+                if now >= deadline || !shard.next_snapshot(deadline - now).await {
+                    break routed;
+                }
+                shard.refresh();
+            }
+            _ => break routed,
+        }
     };
     let routed = match routed {
         Ok(r) => {

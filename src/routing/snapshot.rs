@@ -27,18 +27,63 @@ pub struct NamerView {
     /// False until the namer's first full sync: its names are then pending,
     /// not Neg.
     pub synced: bool,
+    /// How many path elements after the prefix name a service: 1 for the
+    /// fs namer (`/<service>`), 3 for Kubernetes (`/<ns>/<port>/<svc>`).
+    /// Keys of `services` are those elements joined with `/`.
+    pub id_len: usize,
     pub services: imbl::HashMap<Arc<str>, Arc<Service>>,
 }
 
 impl NamerView {
+    /// A view whose services are named by one element.
     pub fn new(prefix: Path) -> NamerView {
+        NamerView::with_id_len(prefix, 1)
+    }
+
+    pub fn with_id_len(prefix: Path, id_len: usize) -> NamerView {
         NamerView {
             prefix,
             synced: false,
+            id_len: id_len.max(1),
             services: imbl::HashMap::new(),
         }
     }
+
+    /// The service named by `path`'s elements after the prefix, if the
+    /// path is long enough and they are UTF-8. Joins multi-element ids in a
+    /// stack buffer: this runs per request for a cached route.
+    fn service_at(&self, path: &Path) -> Option<Option<&Arc<Service>>> {
+        let start = self.prefix.len();
+        if path.len() < start + self.id_len {
+            return None;
+        }
+        if self.id_len == 1 {
+            let name = std::str::from_utf8(path.elem(start)?).ok()?;
+            return Some(self.services.get(name));
+        }
+        let mut buf = [0u8; ID_KEY_BYTES_MAX];
+        let mut at = 0;
+        for i in 0..self.id_len {
+            let e = path.elem(start + i)?;
+            let sep = usize::from(i > 0);
+            if at + sep + e.len() > buf.len() {
+                // Longer than any name the namer could hold.
+                return Some(None);
+            }
+            if sep == 1 {
+                buf[at] = b'/';
+            }
+            buf[at + sep..at + sep + e.len()].copy_from_slice(e);
+            at += sep + e.len();
+        }
+        let key = std::str::from_utf8(&buf[..at]).ok()?;
+        Some(self.services.get(key))
+    }
 }
+
+/// Longest multi-element service id looked up (Kubernetes names are at
+/// most 63 + 15 + 63 bytes).
+const ID_KEY_BYTES_MAX: usize = 256;
 
 /// An immutable, versioned view of every namer.
 #[derive(Debug, Clone, Default)]
@@ -57,9 +102,8 @@ impl Snapshot {
     /// snapshot: what a cached route uses per request.
     pub fn endpoints(&self, id: &Path) -> Option<Arc<[Endpoint]>> {
         for n in &self.namers {
-            if id.len() == n.prefix.len() + 1 && id.starts_with(&n.prefix) {
-                let name = std::str::from_utf8(id.elem(n.prefix.len())?).ok()?;
-                return n.services.get(name).map(|s| s.endpoints.clone());
+            if id.len() == n.prefix.len() + n.id_len && id.starts_with(&n.prefix) {
+                return n.service_at(id)?.map(|s| s.endpoints.clone());
             }
         }
         None
@@ -68,8 +112,8 @@ impl Snapshot {
 
 impl NamerSet for Snapshot {
     /// The first namer whose prefix matches: pending before its first sync,
-    /// then the service named by the next element, bound with the rest as
-    /// residual, or Neg when it has no such service (the dtab falls back).
+    /// then the service named by the next `id_len` elements, bound with the
+    /// rest as residual, or Neg when it has no such service (the dtab falls back).
     fn lookup(&self, path: &Path) -> Lookup<NameTree<Name>> {
         for n in &self.namers {
             if !path.starts_with(&n.prefix) {
@@ -78,21 +122,16 @@ impl NamerSet for Snapshot {
             if !n.synced {
                 return Lookup::Pending;
             }
-            let Some(elem) = path.elem(n.prefix.len()) else {
+            let Some(Some(svc)) = n.service_at(path) else {
                 continue;
             };
-            let Ok(name) = std::str::from_utf8(elem) else {
-                continue;
-            };
-            if let Some(svc) = n.services.get(name) {
-                let id = path.take(n.prefix.len() + 1);
-                let residual = path.drop_front(n.prefix.len() + 1);
-                return Lookup::Ok(NameTree::Leaf(Name::bound(
-                    id,
-                    residual,
-                    Addr::Bound(svc.endpoints.clone()),
-                )));
-            }
+            let id = path.take(n.prefix.len() + n.id_len);
+            let residual = path.drop_front(n.prefix.len() + n.id_len);
+            return Lookup::Ok(NameTree::Leaf(Name::bound(
+                id,
+                residual,
+                Addr::Bound(svc.endpoints.clone()),
+            )));
         }
         Lookup::Ok(NameTree::Neg)
     }
