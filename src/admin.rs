@@ -815,6 +815,9 @@ fn namer_state(state: &AdminState) -> Value {
                 v["lastChangeAgoMs"] = json!(ago(&h.last_change_ms));
                 v["errors"] = json!(h.errors.load(Ordering::Relaxed));
                 v["lastError"] = json!(h.last_error.load().as_deref());
+                if let Some(w) = h.watches.load().as_deref() {
+                    v["watches"] = json!(w);
+                }
             }
             v
         }).collect::<Vec<_>>(),

@@ -449,6 +449,8 @@ enum Msg {
     Change(usize, Change),
     /// A watch's state moved.
     State(usize, WatchState),
+    /// The API server answered (a bookmark): the view is current as of now.
+    Alive,
 }
 
 /// One watch's state, for `/namer_state` and the logs.
@@ -684,6 +686,9 @@ async fn watch_loop<K: Watched>(
                 }
                 WatchEvent::Bookmark(b) => {
                     rv = Some(b.metadata.resource_version);
+                    if tx.send(Msg::Alive).is_err() {
+                        return;
+                    }
                     None
                 }
                 WatchEvent::Error(s) => {
@@ -818,12 +823,20 @@ async fn run_namer(n: K8sNamer, published: Arc<Published>) {
         }
         let mut states_moved = false;
         let mut had_change = false;
+        let mut alive = false;
         for m in batch {
             match m {
                 Msg::State(slot, s) => {
+                    if let Some(e) = &s.last_error
+                        && states[slot].as_ref().is_none_or(|o| o.errors != s.errors)
+                        && let Some(h) = published.health.get(n.index)
+                    {
+                        h.failed(e.clone());
+                    }
                     states[slot] = Some(s);
                     states_moved = true;
                 }
+                Msg::Alive => alive = true,
                 Msg::Change(slot, c) => {
                     had_change = true;
                     let scope = slots[slot].1.as_deref();
@@ -853,7 +866,7 @@ async fn run_namer(n: K8sNamer, published: Arc<Published>) {
         }
         let first_sync = !view.synced;
         if !had_change && !first_sync {
-            if let Some(h) = h {
+            if alive && let Some(h) = h {
                 h.synced(false);
             }
             continue;
