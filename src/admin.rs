@@ -64,18 +64,21 @@ impl AdminState {
         Ok(())
     }
 
-    /// Ready when every shard has applied discovery's first full sync.
+    /// Ready when every shard has applied discovery's first full sync (the
+    /// first snapshot in which every namer had synced).
     fn ready(&self) -> Result<(), String> {
-        let want = self.published.as_ref().map_or(1, |_| 1);
+        let want = match &self.published {
+            None => 1,
+            Some(p) => p
+                .ready_generation()
+                .ok_or("a namer has not completed its first sync")?,
+        };
         for (i, g) in self.shard_generations.iter().enumerate() {
             if g.applied.load(Ordering::Relaxed) < want {
                 return Err(format!(
-                    "shard {i} has not applied the first discovery snapshot"
+                    "shard {i} has not applied the first complete discovery snapshot"
                 ));
             }
-        }
-        if self.snapshot().namers.iter().any(|n| !n.synced) {
-            return Err("a namer has not completed its first sync".into());
         }
         Ok(())
     }

@@ -881,4 +881,69 @@ mod tests {
         let e = Config::from_yaml("runtime: {driver: fast}\nrouters: []\n").unwrap_err();
         assert_eq!(e.key, "runtime.driver");
     }
+
+    #[test]
+    fn k8s_namer_and_transformer_keys() {
+        use crate::discovery::{NamerConfig, k8s::ApiSource};
+        let routers = "routers:\n- protocol: http\n  label: a\n  servers: [{port: 0}]\n";
+        let c = Config::from_yaml(&format!(
+            "namers:\n- kind: io.l5d.k8s\n  namespaces: [default, web]\n{routers}"
+        ))
+        .unwrap();
+        let NamerConfig::K8s(k) = &c.namers[0] else {
+            panic!("{:?}", c.namers)
+        };
+        assert_eq!(k.api, ApiSource::InCluster);
+        assert_eq!(k.prefix.show(), "/#/io.l5d.k8s");
+        assert_eq!(k.namespaces, ["default", "web"]);
+        assert_eq!(k.watch_timeout, Duration::from_secs(290));
+        let c = Config::from_yaml(&format!(
+            "namers:\n- kind: io.l5d.k8s\n  host: 127.0.0.1\n{routers}"
+        ))
+        .unwrap();
+        let NamerConfig::K8s(k) = &c.namers[0] else {
+            panic!()
+        };
+        assert_eq!(k.api, ApiSource::Url("http://127.0.0.1:8001".into()));
+        for (yaml, key) in [
+            (
+                "- kind: io.l5d.k8s\n  host: a\n  kubeconfig: /k\n",
+                "namers[0].kubeconfig",
+            ),
+            (
+                "- kind: io.l5d.k8s\n  namespaces: [Bad_NS]\n",
+                "namers[0].namespaces",
+            ),
+            ("- kind: io.l5d.k8s\n  rootDir: /x\n", "namers[0].rootDir"),
+            (
+                "- kind: io.l5d.fs\n  rootDir: /x\n  host: a\n",
+                "namers[0].host",
+            ),
+            (
+                "- kind: io.l5d.k8s\n  watchTimeoutMs: 10\n",
+                "namers[0].watchTimeoutMs",
+            ),
+            ("- kind: io.l5d.consul\n", "namers[0].kind"),
+        ] {
+            let e = Config::from_yaml(&format!("namers:\n{yaml}{routers}")).unwrap_err();
+            assert_eq!(e.key, key, "{yaml}: {e}");
+        }
+        let c = Config::from_yaml(
+            "routers:\n- protocol: http\n  label: a\n  bindingTimeoutMs: 250\n  interpreter:\n    transformers:\n    - {kind: io.l5d.k8s.daemonset, namespace: linkerd, port: incoming, service: l5d, node: n1}\n  servers: [{port: 0}]\n",
+        )
+        .unwrap();
+        assert_eq!(c.routers[0].binding_timeout, Duration::from_millis(250));
+        assert_eq!(
+            c.routers[0].transformers,
+            [Transformer::DaemonSet {
+                peers: Path::read("/#/io.l5d.k8s/linkerd/incoming/l5d").unwrap(),
+                node: Some("n1".into()),
+            }]
+        );
+        let e = Config::from_yaml(
+            "routers:\n- protocol: http\n  label: a\n  interpreter:\n    transformers:\n    - {kind: io.l5d.k8s.daemonset, namespace: linkerd, service: l5d}\n  servers: [{port: 0}]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "routers[0].interpreter.transformers[0].port");
+    }
 }

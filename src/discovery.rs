@@ -30,6 +30,9 @@ pub struct Published {
     /// One per shard, set once the shards exist: how an idle shard learns
     /// that there is something new to apply.
     wakers: OnceLock<Vec<ShardWaker>>,
+    /// The first generation in which every namer had synced (0 until
+    /// then): a shard that has applied it serves from complete discovery.
+    ready_generation: AtomicU64,
 }
 
 /// Wakes one shard's snapshot task. At most one wake-up is queued at a
@@ -127,13 +130,28 @@ impl Published {
                 h
             })
             .collect();
-        Published {
+        let p = Published {
             generation: AtomicU64::new(first.generation),
             current: ArcSwap::from_pointee(first),
             health,
             writer: Default::default(),
             wakers: OnceLock::new(),
+            ready_generation: AtomicU64::new(0),
+        };
+        p.note_ready(&p.load());
+        p
+    }
+
+    /// Records `s` as the first complete snapshot, if it is.
+    fn note_ready(&self, s: &Snapshot) {
+        if self.ready_generation.load(Ordering::Relaxed) == 0 && s.namers.iter().all(|n| n.synced) {
+            self.ready_generation.store(s.generation, Ordering::Release);
         }
+    }
+
+    /// The first generation with every namer synced, once there is one.
+    pub fn ready_generation(&self) -> Option<u64> {
+        Some(self.ready_generation.load(Ordering::Acquire)).filter(|g| *g > 0)
     }
 
     /// Registers the shards' wakers; later calls are ignored.
@@ -175,11 +193,13 @@ impl Published {
             }
         }
         let g = current.generation + 1;
-        self.current.store(Arc::new(Snapshot {
+        let next = Arc::new(Snapshot {
             generation: g,
             names_version: current.names_version + u64::from(names_changed),
             namers,
-        }));
+        });
+        self.note_ready(&next);
+        self.current.store(next);
         self.generation.store(g, Ordering::Release);
         for w in self.wakers() {
             w.wake();

@@ -145,10 +145,14 @@ fn text(a: SocketAddr, host: &str) -> (u16, String) {
 }
 
 fn start(api: &FakeApi, dtab: &str, extra_router: &str) -> (Proxy, SocketAddr) {
+    start_with_namer(&namer_yaml(api), dtab, extra_router)
+}
+
+fn start_with_namer(namer: &str, dtab: &str, extra_router: &str) -> (Proxy, SocketAddr) {
     let admin = free_port();
     let yaml = format!(
         "{}admin:\n  port: {admin}\nruntime:\n  shards: 2\nrouters:\n- protocol: http\n  label: out\n  bindingTimeoutMs: 3000\n  dtab: |\n{}\n{extra_router}  servers:\n  - port: 0\n",
-        namer_yaml(api),
+        namer,
         dtab.lines()
             .map(|l| format!("    {l}"))
             .collect::<Vec<_>>()
