@@ -93,14 +93,25 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(s.into())
 }
 
-/// The CPUs shards run on: the process's affinity mask, or the first
-/// `count` of it.
+/// The CPUs shards run on: one shard per CPU of the process's affinity
+/// mask, pinned, or the first `count` of it.
+///
+/// Without a configured count, a CPU quota (a container's `limits.cpu`
+/// without an exclusive cpuset, which `available_parallelism` reads from
+/// the cgroup) lowers the count below the mask; those shards are not
+/// pinned, since every pod on the node sees the same mask and pinning them
+/// all to its first CPUs would pile them up there.
 pub fn shard_cpus(count: Option<usize>) -> Vec<Option<core_affinity::CoreId>> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let n = count.unwrap_or(cores.len().max(1));
+    let quota = std::thread::available_parallelism().map_or(usize::MAX, usize::from);
+    let (n, pin) = match count {
+        Some(n) => (n, true),
+        None if quota < cores.len() => (quota, false),
+        None => (cores.len().max(1), true),
+    };
     (0..n)
         .map(|i| {
-            if cores.is_empty() {
+            if cores.is_empty() || !pin {
                 None
             } else {
                 Some(cores[i % cores.len()])

@@ -16,6 +16,7 @@ mod fs_namer;
 mod fuzz_corpus;
 mod http1_adversarial;
 mod k8s;
+mod manifests;
 mod playground;
 mod proxy;
 mod support;
