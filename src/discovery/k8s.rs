@@ -161,10 +161,22 @@ pub struct Store {
     by_service: HashMap<Key, BTreeSet<String>>,
     /// Service -> the view keys rendered for it.
     rendered: HashMap<Key, Vec<Arc<str>>>,
+    /// Node names, shared by every endpoint on the node.
+    nodes: HashSet<Arc<str>>,
 }
 
 fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<Key> {
     Some((meta.namespace.clone()?, meta.name.clone()?))
+}
+
+/// A Service as the store keeps it.
+fn compact_service(s: &Service) -> Option<(Key, SvcPorts)> {
+    Some((key_of(&s.metadata)?, service_ports(s)))
+}
+
+/// A slice as the store keeps it; `None` beside the key for a slice we skip.
+fn compact_slice(s: &EndpointSlice) -> Option<(Key, Option<Slice>)> {
+    Some((key_of(&s.metadata)?, slice_of(s)))
 }
 
 fn service_ports(s: &Service) -> SvcPorts {
@@ -227,27 +239,39 @@ fn slice_of(s: &EndpointSlice) -> Option<Slice> {
 }
 
 impl Store {
-    /// Records a Service; returns the service it touches.
-    fn apply_service(&mut self, s: &Service) -> Option<Key> {
-        let k = key_of(&s.metadata)?;
-        self.services.insert(k.clone(), service_ports(s));
-        Some(k)
+    /// The shared copy of a node name: every endpoint on a node points to
+    /// one allocation.
+    fn intern(&mut self, node: &Arc<str>) -> Arc<str> {
+        if let Some(n) = self.nodes.get(node) {
+            return n.clone();
+        }
+        self.nodes.insert(node.clone());
+        node.clone()
     }
 
-    fn delete_service(&mut self, s: &Service) -> Option<Key> {
-        let k = key_of(&s.metadata)?;
-        self.services.remove(&k);
-        Some(k)
+    /// Records (or with `None` removes) a Service's ports.
+    fn set_service(&mut self, k: Key, ports: Option<SvcPorts>) -> Key {
+        match ports {
+            Some(p) => {
+                self.services.insert(k.clone(), p);
+            }
+            None => {
+                self.services.remove(&k);
+            }
+        }
+        k
     }
 
-    /// Records a slice; returns the services it touches (two when its
-    /// service label changed).
-    fn apply_slice(&mut self, s: &EndpointSlice, touched: &mut HashSet<Key>) {
-        let Some((ns, name)) = key_of(&s.metadata) else {
-            return;
-        };
+    /// Records (or with `None` removes) a slice; notes the services it
+    /// touches (two when its service label changed).
+    fn set_slice(&mut self, (ns, name): Key, slice: Option<Slice>, touched: &mut HashSet<Key>) {
         self.remove_slice(&ns, &name, touched);
-        if let Some(slice) = slice_of(s) {
+        if let Some(mut slice) = slice {
+            for e in &mut slice.endpoints {
+                if let Some(n) = &e.node {
+                    e.node = Some(self.intern(n));
+                }
+            }
             let svc = (ns.clone(), slice.service.clone());
             self.by_service
                 .entry(svc.clone())
@@ -255,6 +279,29 @@ impl Store {
                 .insert(name.clone());
             touched.insert(svc);
             self.slices.insert((ns, name), slice);
+        }
+    }
+
+    /// Records a Service object.
+    pub fn apply_service(&mut self, s: &Service) -> Option<Key> {
+        let (k, ports) = compact_service(s)?;
+        Some(self.set_service(k, Some(ports)))
+    }
+
+    pub fn delete_service(&mut self, s: &Service) -> Option<Key> {
+        Some(self.set_service(key_of(&s.metadata)?, None))
+    }
+
+    /// Records an EndpointSlice object.
+    pub fn apply_slice(&mut self, s: &EndpointSlice, touched: &mut HashSet<Key>) {
+        if let Some((k, slice)) = compact_slice(s) {
+            self.set_slice(k, slice, touched);
+        }
+    }
+
+    pub fn delete_slice(&mut self, s: &EndpointSlice, touched: &mut HashSet<Key>) {
+        if let Some(k) = key_of(&s.metadata) {
+            self.set_slice(k, None, touched);
         }
     }
 
@@ -272,18 +319,12 @@ impl Store {
         }
     }
 
-    fn delete_slice(&mut self, s: &EndpointSlice, touched: &mut HashSet<Key>) {
-        if let Some((ns, name)) = key_of(&s.metadata) {
-            self.remove_slice(&ns, &name, touched);
-        }
-    }
-
     /// Replaces every Service in `scope` (a namespace, or all) with a full
     /// list.
     fn replace_services(
         &mut self,
         scope: Option<&str>,
-        items: &[Service],
+        items: Vec<(Key, SvcPorts)>,
         touched: &mut HashSet<Key>,
     ) {
         let old: Vec<Key> = self
@@ -296,8 +337,8 @@ impl Store {
             self.services.remove(&k);
             touched.insert(k);
         }
-        for s in items {
-            touched.extend(self.apply_service(s));
+        for (k, ports) in items {
+            touched.insert(self.set_service(k, Some(ports)));
         }
     }
 
@@ -305,7 +346,7 @@ impl Store {
     fn replace_slices(
         &mut self,
         scope: Option<&str>,
-        items: &[EndpointSlice],
+        items: Vec<(Key, Option<Slice>)>,
         touched: &mut HashSet<Key>,
     ) {
         let old: Vec<Key> = self
@@ -317,8 +358,8 @@ impl Store {
         for (ns, name) in old {
             self.remove_slice(&ns, &name, touched);
         }
-        for s in items {
-            self.apply_slice(s, touched);
+        for (k, slice) in items {
+            self.set_slice(k, slice, touched);
         }
     }
 
@@ -436,11 +477,15 @@ impl Kind {
     }
 }
 
+/// What a watch saw, already in the store's compact form (so a list of a
+/// large cluster never holds more than one page of full objects).
 enum Change {
-    Services(Vec<Service>),
-    Slices(Vec<EndpointSlice>),
-    Service(bool, Box<Service>),
-    Slice(bool, Box<EndpointSlice>),
+    /// A full list of the watch's scope.
+    Services(Vec<(Key, SvcPorts)>),
+    Slices(Vec<(Key, Option<Slice>)>),
+    /// One object changed (`None`: deleted).
+    Service(Key, Option<SvcPorts>),
+    Slice(Key, Option<Slice>),
 }
 
 enum Msg {
@@ -508,37 +553,50 @@ trait Watched:
     + 'static
 {
     const KIND: Kind;
-    fn listed(items: Vec<Self>) -> Change;
-    fn event(applied: bool, item: Self) -> Change;
+    /// What the store keeps of one object.
+    type Compact: Send;
+    fn compact(&self) -> Option<(Key, Self::Compact)>;
+    fn listed(items: Vec<(Key, Self::Compact)>) -> Change;
+    /// A change to one object; `None` when it was deleted.
+    fn event(key: Key, value: Option<Self::Compact>) -> Change;
 }
 
 impl Watched for Service {
     const KIND: Kind = Kind::Services;
-    fn listed(items: Vec<Self>) -> Change {
+    type Compact = SvcPorts;
+    fn compact(&self) -> Option<(Key, SvcPorts)> {
+        compact_service(self)
+    }
+    fn listed(items: Vec<(Key, SvcPorts)>) -> Change {
         Change::Services(items)
     }
-    fn event(applied: bool, item: Self) -> Change {
-        Change::Service(applied, Box::new(item))
+    fn event(key: Key, value: Option<SvcPorts>) -> Change {
+        Change::Service(key, value)
     }
 }
 
 impl Watched for EndpointSlice {
     const KIND: Kind = Kind::Slices;
-    fn listed(items: Vec<Self>) -> Change {
+    type Compact = Option<Slice>;
+    fn compact(&self) -> Option<(Key, Option<Slice>)> {
+        compact_slice(self)
+    }
+    fn listed(items: Vec<(Key, Option<Slice>)>) -> Change {
         Change::Slices(items)
     }
-    fn event(applied: bool, item: Self) -> Change {
-        Change::Slice(applied, Box::new(item))
+    fn event(key: Key, value: Option<Option<Slice>>) -> Change {
+        Change::Slice(key, value.flatten())
     }
 }
 
 /// Lists every page; a 410 on a `continue` token (the snapshot it pointed
 /// at was compacted) is an error the caller answers by listing again from
 /// the first page.
+#[allow(clippy::type_complexity)]
 async fn list_all<K: Watched>(
     api: &Api<K>,
     labels: Option<&str>,
-) -> Result<(Vec<K>, String), kube::Error> {
+) -> Result<(Vec<(Key, K::Compact)>, String), kube::Error> {
     let mut items = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -557,7 +615,8 @@ async fn list_all<K: Watched>(
                 ));
             }
         };
-        items.extend(page.items);
+        // Each page is compacted and dropped before the next is read.
+        items.extend(page.items.iter().filter_map(K::compact));
         match page.metadata.continue_.filter(|t| !t.is_empty()) {
             Some(t) => token = Some(t),
             None => {
@@ -678,11 +737,11 @@ async fn watch_loop<K: Watched>(
             let change = match ev {
                 WatchEvent::Added(o) | WatchEvent::Modified(o) => {
                     rv = o.meta().resource_version.clone().or(rv);
-                    Some(K::event(true, o))
+                    o.compact().map(|(k, v)| K::event(k, Some(v)))
                 }
                 WatchEvent::Deleted(o) => {
                     rv = o.meta().resource_version.clone().or(rv);
-                    Some(K::event(false, o))
+                    key_of(o.meta()).map(|k| K::event(k, None))
                 }
                 WatchEvent::Bookmark(b) => {
                     rv = Some(b.metadata.resource_version);
@@ -842,17 +901,17 @@ async fn run_namer(n: K8sNamer, published: Arc<Published>) {
                     let scope = slots[slot].1.as_deref();
                     match c {
                         Change::Services(items) => {
-                            store.replace_services(scope, &items, &mut pending);
+                            store.replace_services(scope, items, &mut pending);
                             listed[slot] = true;
                         }
                         Change::Slices(items) => {
-                            store.replace_slices(scope, &items, &mut pending);
+                            store.replace_slices(scope, items, &mut pending);
                             listed[slot] = true;
                         }
-                        Change::Service(true, s) => pending.extend(store.apply_service(&s)),
-                        Change::Service(false, s) => pending.extend(store.delete_service(&s)),
-                        Change::Slice(true, s) => store.apply_slice(&s, &mut pending),
-                        Change::Slice(false, s) => store.delete_slice(&s, &mut pending),
+                        Change::Service(k, ports) => {
+                            pending.insert(store.set_service(k, ports));
+                        }
+                        Change::Slice(k, slice) => store.set_slice(k, slice, &mut pending),
                     }
                 }
             }

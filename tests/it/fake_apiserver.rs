@@ -183,6 +183,16 @@ impl FakeApi {
         self.change(Res::Slices, kind, v);
     }
 
+    /// Creates or replaces an EndpointSlice given as JSON.
+    pub fn apply_slice_value(&self, v: Value) {
+        let kind = if self.exists(Res::Slices, &v) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        self.change(Res::Slices, kind, v);
+    }
+
     pub fn delete_slice(&self, s: &k8s_openapi::api::discovery::v1::EndpointSlice) {
         self.change(Res::Slices, "DELETED", serde_json::to_value(s).unwrap());
     }

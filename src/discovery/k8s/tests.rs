@@ -75,6 +75,14 @@ fn slice(
     }
 }
 
+fn compact_services(items: &[Service]) -> Vec<(Key, SvcPorts)> {
+    items.iter().filter_map(compact_service).collect()
+}
+
+fn compact_slices(items: &[EndpointSlice]) -> Vec<(Key, Option<Slice>)> {
+    items.iter().filter_map(compact_slice).collect()
+}
+
 fn render_all(
     store: &mut Store,
     touched: HashSet<Key>,
@@ -228,15 +236,15 @@ fn deleting_the_service_removes_its_names_and_relisting_drops_what_vanished() {
     let mut t = HashSet::new();
     st.replace_services(
         None,
-        &[
+        compact_services(&[
             svc("a", "x", &[("http", 80)]),
             svc("b", "y", &[("http", 80)]),
-        ],
+        ]),
         &mut t,
     );
     st.replace_slices(
         None,
-        &[
+        compact_slices(&[
             slice(
                 "a",
                 "x-1",
@@ -253,7 +261,7 @@ fn deleting_the_service_removes_its_names_and_relisting_drops_what_vanished() {
                 &[("http", 2)],
                 &[("10.0.0.2", None, None, None, "")],
             ),
-        ],
+        ]),
         &mut t,
     );
     let mut v = imbl::HashMap::new();
@@ -264,17 +272,21 @@ fn deleting_the_service_removes_its_names_and_relisting_drops_what_vanished() {
     assert!(names);
     assert_eq!(v.len(), 4);
     // A re-list after an outage in which y was deleted.
-    st.replace_services(None, &[svc("a", "x", &[("http", 80)])], &mut t);
+    st.replace_services(
+        None,
+        compact_services(&[svc("a", "x", &[("http", 80)])]),
+        &mut t,
+    );
     st.replace_slices(
         None,
-        &[slice(
+        compact_slices(&[slice(
             "a",
             "x-1",
             "x",
             "IPv4",
             &[("http", 1)],
             &[("10.0.0.9", None, None, None, "")],
-        )],
+        )]),
         &mut t,
     );
     for k in t.drain() {
@@ -335,4 +347,56 @@ fn an_unchanged_service_keeps_its_arc() {
         before.get("a/http/x").unwrap(),
         v.get("a/http/x").unwrap()
     ));
+}
+
+#[test]
+fn a_change_touches_only_its_service() {
+    let mut st = Store::default();
+    let mut t = HashSet::new();
+    for i in 0..100 {
+        let name = format!("s{i}");
+        st.apply_service(&svc("a", &name, &[("http", 80)]));
+        st.apply_slice(
+            &slice(
+                "a",
+                &format!("{name}-1"),
+                &name,
+                "IPv4",
+                &[("http", 1)],
+                &[("10.0.0.1", None, None, None, "n1")],
+            ),
+            &mut t,
+        );
+    }
+    let mut v = imbl::HashMap::new();
+    render_all(&mut st, t, &mut v);
+    let before = v.clone();
+    let mut t = HashSet::new();
+    st.apply_slice(
+        &slice(
+            "a",
+            "s7-1",
+            "s7",
+            "IPv4",
+            &[("http", 1)],
+            &[("10.0.0.2", None, None, None, "n1")],
+        ),
+        &mut t,
+    );
+    assert_eq!(t.len(), 1, "one service touched");
+    render_all(&mut st, t, &mut v);
+    let mut same = 0;
+    for (k, s) in before.iter() {
+        if Arc::ptr_eq(s, v.get(k).unwrap()) {
+            same += 1;
+        }
+    }
+    // Only s7's two names (by port name and number) were replaced.
+    assert_eq!(same, before.len() - 2);
+    // Node names are shared, not copied per endpoint.
+    let n1: Vec<_> = v
+        .values()
+        .map(|s| s.endpoints[0].node.clone().unwrap())
+        .collect();
+    assert!(n1.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])));
 }
