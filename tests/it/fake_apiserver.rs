@@ -66,6 +66,9 @@ struct State {
     epoch: u64,
     /// Request targets, in order.
     log: Vec<String>,
+    /// The next list page asked for with a continue token gets 410, as
+    /// when its snapshot was compacted between pages.
+    expire_next_continue: bool,
     /// Seconds between bookmarks on watches that asked for them.
     bookmark_every: Duration,
 }
@@ -226,6 +229,10 @@ impl FakeApi {
     pub fn drop_watches(&self) {
         self.shared.0.lock().unwrap().epoch += 1;
         self.shared.1.notify_all();
+    }
+
+    pub fn expire_next_continue(&self) {
+        self.shared.0.lock().unwrap().expire_next_continue = true;
     }
 
     pub fn set_gone_as_http(&self, on: bool) {
@@ -407,7 +414,7 @@ fn serve(conn: TcpStream, shared: Arc<(Mutex<State>, Condvar)>, stop: Arc<Atomic
 }
 
 fn list(conn: &mut TcpStream, req: &Request, shared: &(Mutex<State>, Condvar)) -> bool {
-    let s = shared.0.lock().unwrap();
+    let mut s = shared.0.lock().unwrap();
     let limit: usize = req
         .query
         .get("limit")
@@ -429,7 +436,7 @@ fn list(conn: &mut TcpStream, req: &Request, shared: &(Mutex<State>, Condvar)) -
                 )
                 .is_ok();
             };
-            if rv < s.compacted {
+            if rv < s.compacted || std::mem::take(&mut s.expire_next_continue) {
                 drop(s);
                 return write_json(
                     conn,

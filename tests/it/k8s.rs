@@ -571,3 +571,52 @@ fn k8s_staging_walkthrough() {
     );
     drop(apps);
 }
+
+#[test]
+fn k8s_namer_pages_lists_and_restarts_an_expired_one() {
+    let up = Upstream::start(Reply::Describe("paged"));
+    let api = FakeApi::start();
+    // More than two pages of each kind (the namer asks for 500 at a time).
+    let services: Vec<Value> = (0..1200)
+        .map(|i| {
+            serde_json::to_value(service("default", &format!("s{i}"), &[("http", 80)])).unwrap()
+        })
+        .collect();
+    let slices: Vec<Value> = (0..1200)
+        .map(|i| {
+            serde_json::to_value(local_slice(
+                "default",
+                &format!("s{i}-1"),
+                &format!("s{i}"),
+                "http",
+                up.addr,
+                "",
+            ))
+            .unwrap()
+        })
+        .collect();
+    api.preload(services, slices);
+    // The second page of the first list finds its snapshot compacted.
+    api.expire_next_continue();
+    let (px, _admin) = start_with_namer(
+        &format!(
+            "namers:\n- kind: io.l5d.k8s\n  host: 127.0.0.1\n  port: {}\n  namespaces: [default]\n",
+            api.addr.port()
+        ),
+        "/svc => /#/io.l5d.k8s/default/http;",
+        "",
+    );
+    let a = px.addr("out");
+    for name in ["s0", "s600", "s1199"] {
+        assert!(text(a, name).1.starts_with("paged:"), "{name}");
+    }
+    let log = api.log();
+    let continued = log.iter().filter(|t| t.contains("continue=")).count();
+    // 1200 objects: pages 2 and 3 of each kind, plus the restarted list's.
+    assert!(continued >= 5, "{log:?}");
+    // Watched in the one namespace configured, not cluster-wide.
+    assert!(
+        log.iter().all(|t| t.contains("/namespaces/default/")),
+        "{log:?}"
+    );
+}
