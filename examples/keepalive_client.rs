@@ -2,7 +2,8 @@
 //! fixed workload for counting a proxy's instructions per request under
 //! callgrind (`loadtest/callgrind-metrics.sh`).
 //!
-//! `keepalive_client ADDR N [HOST]`
+//! `keepalive_client ADDR N [HOST [HEADER...]]`, each HEADER a whole
+//! `Name: value` line (e.g. an `l5d-dtab`).
 
 use std::io::{Read, Write};
 
@@ -11,9 +12,10 @@ fn main() {
     let addr = args.next().expect("address");
     let n: usize = args.next().and_then(|a| a.parse().ok()).expect("count");
     let host = args.next().unwrap_or_else(|| "bench".into());
+    let extra: String = args.map(|h| format!("{h}\r\n")).collect();
     let mut s = std::net::TcpStream::connect(&addr).expect("connect");
     s.set_nodelay(true).expect("nodelay");
-    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n");
     let mut buf = vec![0u8; 16 * 1024];
     for _ in 0..n {
         s.write_all(req.as_bytes()).expect("write");
