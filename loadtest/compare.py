@@ -87,6 +87,20 @@ def stop_all():
     children.clear()
 
 
+def stop(p):
+    """Stops one started process (and its group) and forgets it."""
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    children.remove(p)
+
+
 def on_signal(signum, _frame):
     stop_all()
     sys.exit(128 + signum)
@@ -193,9 +207,7 @@ def callgrind_per_request(cmd, port, run_dir, name, n1, n2, host, headers):
         wait_port(port, p, f"{name} under callgrind", timeout=60)
         args = [CLIENT, f"127.0.0.1:{port}", str(n), host] + headers
         subprocess.run(["taskset", "-c", "1"] + args, check=True, stdout=subprocess.DEVNULL)
-        os.killpg(p.pid, signal.SIGTERM)
-        p.wait(timeout=60)
-        children.remove(p)
+        stop(p)
         total = None
         with open(log) as f:
             for line in f:
@@ -360,7 +372,11 @@ def main():
                       f"c32 {m['c32_rps_6B']:.0f} rps, open p99 {m['open']['p99']:.0f} us",
                       file=sys.stderr)
             results["rounds"].append(rnd)
-        stop_all()
+        # Tier 0 runs each proxy alone under callgrind, against the same
+        # upstream (now on CPU 1).
+        for p in procs.values():
+            stop(p)
+        pin(up, "1")
         if not a.skip_tier0:
             results["tier0"] = tier0(run_dir, a.quick)
     finally:

@@ -56,9 +56,14 @@ pub fn parse_response(
     buf: &[u8],
     request_was_head: bool,
 ) -> Result<Option<ResponseHead>, ResponseError> {
-    let mut raw = [httparse::EMPTY_HEADER; RESPONSE_HEADERS_MAX];
-    let mut resp = httparse::Response::new(&mut raw);
-    let head_len = match resp.parse(buf) {
+    // Uninitialised slots: zeroing 128 headers (4 KiB) per parse cost more
+    // than parsing a typical response head.
+    let mut raw =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; RESPONSE_HEADERS_MAX];
+    let mut resp = httparse::Response::new(&mut []);
+    let head_len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut raw)
+    {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() > RESPONSE_HEAD_BYTES_MAX {
@@ -76,7 +81,14 @@ pub fn parse_response(
     };
     // The reason phrase as sent (httparse hides one that is not UTF-8):
     // whatever follows "HTTP/1.x NNN " on the status line.
-    let line_end = memchr::memchr(b'\r', &buf[..head_len]).unwrap_or(0);
+    // The line ends at its LF, with or without a CR before it: searching
+    // for the CR instead would run into the next line after a bare LF.
+    let nl = memchr::memchr(b'\n', &buf[..head_len]).unwrap_or(0);
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     let reason = if line_end > 13 {
         Span {
             start: 13,
@@ -125,7 +137,16 @@ pub fn parse_response(
             kind,
         });
     }
-    if !connection.is_empty() {
+    // Headers named by Connection are hop-by-hop too; the usual values
+    // (`keep-alive`, `close`) name none worth a scan of every header.
+    let names_headers = connection.iter().any(|v| {
+        list_elements(v.get(buf)).any(|t| {
+            !t.is_empty()
+                && !t.eq_ignore_ascii_case(b"keep-alive")
+                && !t.eq_ignore_ascii_case(b"close")
+        })
+    });
+    if names_headers {
         for h in headers.iter_mut() {
             if h.kind == HeaderKind::Other {
                 let name = h.name.get(buf);

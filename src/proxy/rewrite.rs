@@ -36,6 +36,7 @@ pub fn request_head(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut via_lines = 0usize;
     let mut wrote_host = false;
+    let mut lines = LineCopier::new(buf);
     for (i, h) in head.headers.iter().enumerate() {
         if routed.drop_header == Some(i) {
             continue;
@@ -71,14 +72,14 @@ pub fn request_head(
             | HeaderKind::L5d => false,
         };
         if keep {
-            // The line as sent, from the name to the end of the (trimmed)
-            // value: one copy, and the separator byte-exact.
-            out.extend_from_slice(
-                &buf[h.name.start as usize..h.value.end.max(h.name.end) as usize],
+            lines.keep(
+                out,
+                h.name.start as usize,
+                h.value.end.max(h.name.end) as usize,
             );
-            out.extend_from_slice(b"\r\n");
         }
     }
+    lines.flush(out);
     if !wrote_host && let Some(host) = head.host {
         out.extend_from_slice(b"Host: ");
         out.extend_from_slice(host.get(buf));
@@ -179,6 +180,7 @@ pub fn response_head(
     out.extend_from_slice(b"\r\n");
     let bodiless_passthrough =
         framing == ClientFraming::None && !(100..200).contains(&resp.status) && resp.status != 204;
+    let mut lines = LineCopier::new(ubuf);
     for h in &resp.headers {
         let keep = match h.kind {
             HeaderKind::Connection | HeaderKind::HopByHop | HeaderKind::ConnectionNamed => false,
@@ -193,12 +195,14 @@ pub fn response_head(
             _ => true,
         };
         if keep {
-            out.extend_from_slice(h.name.get(ubuf));
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(h.value.get(ubuf));
-            out.extend_from_slice(b"\r\n");
+            lines.keep(
+                out,
+                h.name.start as usize,
+                h.value.end.max(h.name.end) as usize,
+            );
         }
     }
+    lines.flush(out);
     match framing {
         ClientFraming::Length(n) => {
             out.extend_from_slice(b"Content-Length: ");
@@ -217,10 +221,94 @@ pub fn response_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// Copies kept header lines as they were sent, name to value with the
+/// separator byte-exact. Lines that follow each other in the buffer and end
+/// in CRLF right after their value are copied as one run: a typical head
+/// forwards most of its lines, and one copy of a run costs what one small
+/// copy costs.
+struct LineCopier<'a> {
+    buf: &'a [u8],
+    /// The pending run, `[start, end)` including its last CRLF.
+    run: Option<(usize, usize)>,
+}
+
+impl<'a> LineCopier<'a> {
+    fn new(buf: &'a [u8]) -> LineCopier<'a> {
+        LineCopier { buf, run: None }
+    }
+
+    /// Keeps the line whose name starts at `start` and whose (trimmed)
+    /// value ends at `end`.
+    fn keep(&mut self, out: &mut Vec<u8>, start: usize, end: usize) {
+        if self.buf.get(end..end + 2) == Some(b"\r\n") {
+            match &mut self.run {
+                Some((_, e)) if *e == start => *e = end + 2,
+                _ => {
+                    self.flush(out);
+                    self.run = Some((start, end + 2));
+                }
+            }
+        } else {
+            // Trailing whitespace or a bare LF: the line as trimmed, ended
+            // with CRLF.
+            self.flush(out);
+            out.extend_from_slice(&self.buf[start..end]);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        if let Some((s, e)) = self.run.take() {
+            out.extend_from_slice(&self.buf[s..e]);
+        }
+    }
+}
+
 /// Sixteen lower-case hex digits.
 fn push_hex16(out: &mut Vec<u8>, n: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for i in (0..16).rev() {
         out.push(HEX[((n >> (i * 4)) & 15) as usize]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::response::parse_response;
+
+    fn rewritten(raw: &[u8]) -> String {
+        let resp = parse_response(raw, false).unwrap().unwrap();
+        let mut out = Vec::new();
+        response_head(
+            &resp,
+            raw,
+            ClientFraming::Length(2),
+            Trust::Mesh,
+            false,
+            1,
+            &mut out,
+        );
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn kept_lines_are_copied_as_sent_around_dropped_ones() {
+        let out = rewritten(
+            b"HTTP/1.1 200 OK\r\nA: 1\r\nB:2\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nC: 3\r\nContent-Length: 2\r\n\r\nok",
+        );
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nA: 1\r\nB:2\r\nC: 3\r\nContent-Length: 2\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn trailing_whitespace_and_bare_lf_lines_are_normalised() {
+        let out = rewritten(b"HTTP/1.1 200 OK\nA: 1  \r\nB: 2\nC: 3\r\nContent-Length: 2\n\nok");
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nContent-Length: 2\r\n\r\n"
+        );
     }
 }
