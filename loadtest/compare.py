@@ -259,6 +259,46 @@ def perf_per_request(proc, target, seconds):
             "context_switches": vals.get("context-switches", 0) / n}
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def rss_with_idle_connections(procs, count):
+    """Each proxy's RSS at idle, then holding `count` idle keep-alive client
+    connections (each has carried one request)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < count + 100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1000), hard))
+    out = {}
+    for name, port in (("switchyard", 4140), ("nginx", 4150)):
+        proc = procs[name]
+        idle = rss_kib(proc.pid)
+        conns = []
+        try:
+            for _ in range(count):
+                c = socket.create_connection(("127.0.0.1", port), timeout=5)
+                c.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+                got = b""
+                while not (b"\r\n\r\n" in got and got.endswith(b"\n") and len(got) > 4):
+                    d = c.recv(4096)
+                    if not d:
+                        raise SystemExit(f"{name} closed connection {len(conns)}")
+                    got += d
+                conns.append(c)
+            time.sleep(0.5)
+            out[name] = {"idle_kib": idle, "with_connections_kib": rss_kib(proc.pid),
+                         "connections": len(conns)}
+        finally:
+            for c in conns:
+                c.close()
+    return out
+
+
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -372,6 +412,10 @@ def main():
                       f"c32 {m['c32_rps_6B']:.0f} rps, open p99 {m['open']['p99']:.0f} us",
                       file=sys.stderr)
             results["rounds"].append(rnd)
+        pin(up, "1")
+        for p in procs.values():
+            pin(p, "0")
+        results["rss"] = rss_with_idle_connections(procs, 10_000)
         # Tier 0 runs each proxy alone under callgrind, against the same
         # upstream (now on CPU 1).
         for p in procs.values():
@@ -450,6 +494,10 @@ def write_report(res, run_dir):
         lines.append(f"| {n} | {cell([x['p50'] for x in o], '{:.0f}')} | {cell([x['p99'] for x in o], '{:.0f}')} | "
                      f"{cell([x['p99.9'] for x in o], '{:.0f}')} | {cell([x['max'] for x in o], '{:.0f}')} | "
                      f"{cell(cpu) if cpu else ''} | {late} |")
+    if res.get("rss"):
+        lines += ["", "## Memory", "", "| proxy | RSS idle | RSS with 10,000 idle keep-alive connections |", "|---|---|---|"]
+        for n, r in res["rss"].items():
+            lines.append(f"| {n} | {r['idle_kib'] / 1024:.1f} MiB | {r['with_connections_kib'] / 1024:.1f} MiB ({r['connections']} connections) |")
     gen = [rd[n]["generator_cpu_us_per_request"] for rd in rounds for n in names]
     lines += ["", f"Generator CPU per request (open loop): median {median(gen):.1f} µs.",
               "", "![latency by percentile, tier 2](latency.svg)", ""]

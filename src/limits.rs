@@ -81,5 +81,11 @@ pub const DTAB_LOCAL_DENTRIES_MAX: usize = 64;
 /// limit) only for large heads.
 pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 
+/// Body bytes already read that go out in the same write as the head they
+/// follow: a small message leaves as one write and one segment, so its
+/// receiver wakes once, not once for the head and again for the body.
+/// Bounded so a head write stays about one read buffer's size.
+pub const COALESCE_BODY_BYTES_MAX: usize = 16 * 1024;
+
 /// Idle upstream connections kept per endpoint per shard.
 pub const POOL_IDLE_PER_ENDPOINT_MAX: usize = 64;

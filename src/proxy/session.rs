@@ -12,7 +12,7 @@ use crate::discovery::Published;
 use crate::http1::chunked::{ChunkedDecoder, ChunkedEvent};
 use crate::http1::request::{BodyFraming, RequestHead, parse_request};
 use crate::http1::response::{ResponseFraming, ResponseHead, parse_response};
-use crate::limits::READ_BUFFER_BYTES;
+use crate::limits::{COALESCE_BODY_BYTES_MAX, READ_BUFFER_BYTES};
 use crate::routing::GlobalNamer;
 use crate::routing::snapshot::Snapshot;
 use crate::telemetry::{ListenerMetrics, NameSeries};
@@ -573,6 +573,17 @@ async fn exchange(
     let is_head = head.is_head(&c.buf);
     let minor = head.minor;
     c.buf.drain(..head.head_len);
+    // Body bytes already here ride with the head (not when the client waits
+    // for 100 Continue: then the upstream must answer first).
+    let mut body_with_head = 0u64;
+    if let BodyFraming::Length(n) = head.framing
+        && !head.expect_continue
+    {
+        let k = coalesce_len(c.buf.len(), n);
+        c.out.extend_from_slice(&c.buf[..k]);
+        c.buf.drain(..k);
+        body_with_head = k as u64;
+    }
 
     let mut up = match shard.pool.take(routed.addr) {
         Some(u) => u,
@@ -628,7 +639,7 @@ async fn exchange(
                 &mut c.stream,
                 &mut c.buf,
                 &mut up.stream,
-                n,
+                n - body_with_head,
                 t.body_idle,
                 true,
             )
@@ -696,6 +707,14 @@ async fn exchange(
     rec.status = resp.status;
     rec.response_bytes = c.out.len() as u64;
     up.buf.drain(..resp.head_len);
+    // The body bytes read with the head go out with it.
+    let mut body_with_head = 0u64;
+    if let ResponseFraming::Length(n) = resp.framing {
+        let k = coalesce_len(up.buf.len(), n);
+        c.out.extend_from_slice(&up.buf[..k]);
+        up.buf.drain(..k);
+        body_with_head = k as u64;
+    }
     write_vec(&mut c.stream, &mut c.out, t.body_idle)
         .await
         .map_err(|()| Abort::Close)?;
@@ -706,7 +725,7 @@ async fn exchange(
                 &mut up.stream,
                 &mut up.buf,
                 &mut c.stream,
-                n,
+                n - body_with_head,
                 t.body_idle,
                 false,
             )
@@ -745,6 +764,12 @@ async fn exchange(
         shard.pool.put(up);
     }
     Ok(!close_after)
+}
+
+/// How many of `have` buffered body bytes (of `n` declared) to send with
+/// the head.
+fn coalesce_len(have: usize, n: u64) -> usize {
+    (have as u64).min(n).min(COALESCE_BODY_BYTES_MAX as u64) as usize
 }
 
 /// A request in flight to an endpoint, for load balancing.
