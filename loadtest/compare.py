@@ -87,14 +87,14 @@ def stop_all():
     children.clear()
 
 
-def stop(p):
+def stop(p, timeout=30):
     """Stops one started process (and its group) and forgets it."""
     try:
         os.killpg(p.pid, signal.SIGTERM)
     except ProcessLookupError:
         pass
     try:
-        p.wait(timeout=30)
+        p.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
@@ -198,23 +198,28 @@ def start_proxies(run_dir, cpus):
 
 def callgrind_per_request(cmd, port, run_dir, name, n1, n2, host, headers):
     """(I(n2) - I(n1)) / (n2 - n1): user-space instructions per request of
-    the process `cmd`, start-up and shutdown cancelled out."""
+    the process `cmd`, start-up and shutdown cancelled out. None when a run
+    gives no total twice (a process that would not stop under valgrind)."""
     counts = []
     for n in (n1, n2):
-        out = os.path.join(run_dir, f"cg-{name}.out")
-        log = os.path.join(run_dir, f"cg-{name}.log")
-        p = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + cmd, log, "0")
-        wait_port(port, p, f"{name} under callgrind", timeout=60)
-        args = [CLIENT, f"127.0.0.1:{port}", str(n), host] + headers
-        subprocess.run(["taskset", "-c", "1"] + args, check=True, stdout=subprocess.DEVNULL)
-        stop(p)
         total = None
-        with open(log) as f:
-            for line in f:
-                if "Collected :" in line:
-                    total = int(line.split("Collected :")[1].split()[0])
+        for _attempt in range(2):
+            out = os.path.join(run_dir, f"cg-{name}.out")
+            log = os.path.join(run_dir, f"cg-{name}.log")
+            p = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + cmd, log, "0")
+            wait_port(port, p, f"{name} under callgrind", timeout=60)
+            args = [CLIENT, f"127.0.0.1:{port}", str(n), host] + headers
+            subprocess.run(["taskset", "-c", "1"] + args, check=True, stdout=subprocess.DEVNULL)
+            stop(p, timeout=90)
+            with open(log) as f:
+                for line in f:
+                    if "Collected :" in line:
+                        total = int(line.split("Collected :")[1].split()[0])
+            if total is not None:
+                break
         if total is None:
-            raise SystemExit(f"callgrind gave no total for {name}; see {log}")
+            print(f"callgrind gave no total for {name}; see {log}", file=sys.stderr)
+            return None
         counts.append(total)
     return (counts[1] - counts[0]) / (n2 - n1)
 
@@ -412,6 +417,9 @@ def main():
                       f"c32 {m['c32_rps_6B']:.0f} rps, open p99 {m['open']['p99']:.0f} us",
                       file=sys.stderr)
             results["rounds"].append(rnd)
+            # A checkpoint: a later failure does not lose the rounds.
+            with open(os.path.join(run_dir, "results.json"), "w") as f:
+                json.dump(results, f, indent=1)
         pin(up, "1")
         for p in procs.values():
             pin(p, "0")
@@ -482,7 +490,7 @@ def write_report(res, run_dir):
         t0 = res["tier0"].get(n)
         sc = [rd[n].get("syscalls", 0) for rd in rounds]
         cs = [rd[n].get("context_switches", 0) for rd in rounds]
-        lines.append(f"| {n} | {t0:,.0f} |" if t0 else f"| {n} | (n/a) |")
+        lines.append(f"| {n} | {t0:,.0f} |" if t0 else f"| {n} | (not measured) |")
         lines[-1] += f" {cell(sc, '{:.2f}')} | {cell(cs, '{:.2f}')} |"
     lines += ["", f"## Tier 2: proxy alone on CPU 0, open loop at {rounds[0]['direct'].get('open_rps', 0):.0f}/s achieved (CO-corrected)", "",
               "| target | p50 µs | p99 µs | p99.9 µs | max µs | proxy CPU µs/req | late sends |",

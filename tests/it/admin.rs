@@ -1,16 +1,9 @@
 //! The admin server over real sockets.
 
+use crate::support::free_port;
 use crate::support::{Client, Proxy, Reply, Upstream, get};
 use std::net::SocketAddr;
 use std::process::Command;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> crate::support::Response {
     let mut c = Client::connect(addr);

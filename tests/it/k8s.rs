@@ -4,6 +4,7 @@
 //! transformers, and the staging walkthrough.
 
 use crate::fake_apiserver::FakeApi;
+use crate::support::free_port;
 use crate::support::{Client, Proxy, Reply, Upstream, get};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
@@ -97,14 +98,6 @@ fn local_slice(
         (port_name, up.port()),
         &[Ep("127.0.0.1", node, None)],
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn namer_yaml(api: &FakeApi) -> String {

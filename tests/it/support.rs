@@ -760,3 +760,12 @@ fn read_retrying(s: &mut TcpStream, buf: &mut [u8], closed: &mut bool) -> Option
         }
     }
 }
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

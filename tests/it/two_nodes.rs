@@ -6,16 +6,9 @@
 //! through ingress(A) -> incoming(B) -> hello -> outgoing(B) -> incoming(A)
 //! -> world-v2.
 
+use crate::support::free_port;
 use crate::support::{Client, Proxy, get};
 use std::net::TcpListener;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn node_config(
     node: &str,

@@ -75,6 +75,19 @@ fn slice(
     }
 }
 
+/// A slice of one condition-less IPv4 endpoint: `(port name, port)`,
+/// `(ip, node)`.
+fn one(ns: &str, name: &str, svc: &str, port: (&str, i32), ep: (&str, &str)) -> EndpointSlice {
+    slice(
+        ns,
+        name,
+        svc,
+        "IPv4",
+        &[port],
+        &[(ep.0, None, None, None, ep.1)],
+    )
+}
+
 fn compact_services(items: &[Service]) -> Vec<(Key, SvcPorts)> {
     items.iter().filter_map(compact_service).collect()
 }
@@ -245,22 +258,8 @@ fn deleting_the_service_removes_its_names_and_relisting_drops_what_vanished() {
     st.replace_slices(
         None,
         compact_slices(&[
-            slice(
-                "a",
-                "x-1",
-                "x",
-                "IPv4",
-                &[("http", 1)],
-                &[("10.0.0.1", None, None, None, "")],
-            ),
-            slice(
-                "b",
-                "y-1",
-                "y",
-                "IPv4",
-                &[("http", 2)],
-                &[("10.0.0.2", None, None, None, "")],
-            ),
+            one("a", "x-1", "x", ("http", 1), ("10.0.0.1", "")),
+            one("b", "y-1", "y", ("http", 2), ("10.0.0.2", "")),
         ]),
         &mut t,
     );
@@ -279,14 +278,7 @@ fn deleting_the_service_removes_its_names_and_relisting_drops_what_vanished() {
     );
     st.replace_slices(
         None,
-        compact_slices(&[slice(
-            "a",
-            "x-1",
-            "x",
-            "IPv4",
-            &[("http", 1)],
-            &[("10.0.0.9", None, None, None, "")],
-        )]),
+        compact_slices(&[one("a", "x-1", "x", ("http", 1), ("10.0.0.9", ""))]),
         &mut t,
     );
     for k in t.drain() {
@@ -297,17 +289,7 @@ fn deleting_the_service_removes_its_names_and_relisting_drops_what_vanished() {
     assert_eq!(st.counts(), (1, 1));
     // A slice moving to another service touches both.
     let mut t = HashSet::new();
-    st.apply_slice(
-        &slice(
-            "a",
-            "x-1",
-            "z",
-            "IPv4",
-            &[("http", 1)],
-            &[("10.0.0.9", None, None, None, "")],
-        ),
-        &mut t,
-    );
+    st.apply_slice(&one("a", "x-1", "z", ("http", 1), ("10.0.0.9", "")), &mut t);
     assert_eq!(t.len(), 2);
 }
 
@@ -316,32 +298,12 @@ fn an_unchanged_service_keeps_its_arc() {
     let mut st = Store::default();
     let mut t = HashSet::new();
     st.apply_service(&svc("a", "x", &[("http", 80)]));
-    st.apply_slice(
-        &slice(
-            "a",
-            "x-1",
-            "x",
-            "IPv4",
-            &[("http", 1)],
-            &[("10.0.0.1", None, None, None, "")],
-        ),
-        &mut t,
-    );
+    st.apply_slice(&one("a", "x-1", "x", ("http", 1), ("10.0.0.1", "")), &mut t);
     let mut v = imbl::HashMap::new();
     render_all(&mut st, t, &mut v);
     let before = v.clone();
     let mut t = HashSet::new();
-    st.apply_slice(
-        &slice(
-            "a",
-            "x-1",
-            "x",
-            "IPv4",
-            &[("http", 1)],
-            &[("10.0.0.1", None, None, None, "")],
-        ),
-        &mut t,
-    );
+    st.apply_slice(&one("a", "x-1", "x", ("http", 1), ("10.0.0.1", "")), &mut t);
     assert!(!st.render(&("a".into(), "x".into()), &mut v));
     assert!(Arc::ptr_eq(
         before.get("a/http/x").unwrap(),
@@ -357,13 +319,12 @@ fn a_change_touches_only_its_service() {
         let name = format!("s{i}");
         st.apply_service(&svc("a", &name, &[("http", 80)]));
         st.apply_slice(
-            &slice(
+            &one(
                 "a",
                 &format!("{name}-1"),
                 &name,
-                "IPv4",
-                &[("http", 1)],
-                &[("10.0.0.1", None, None, None, "n1")],
+                ("http", 1),
+                ("10.0.0.1", "n1"),
             ),
             &mut t,
         );
@@ -373,14 +334,7 @@ fn a_change_touches_only_its_service() {
     let before = v.clone();
     let mut t = HashSet::new();
     st.apply_slice(
-        &slice(
-            "a",
-            "s7-1",
-            "s7",
-            "IPv4",
-            &[("http", 1)],
-            &[("10.0.0.2", None, None, None, "n1")],
-        ),
+        &one("a", "s7-1", "s7", ("http", 1), ("10.0.0.2", "n1")),
         &mut t,
     );
     assert_eq!(t.len(), 1, "one service touched");
