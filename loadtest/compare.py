@@ -318,10 +318,13 @@ def svg_plot(curves, path, title):
     qs = [0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999]
     keys = ["p50", None, "p90", None, "p99", None, "p99.9", "p99.99"]
     pts = {name: [(q, c[k]) for q, k in zip(qs, keys) if k and k in c] for name, c in curves.items()}
-    ymax = max((v for p in pts.values() for _, v in p), default=1) * 1.1
+    vals = [v for p in pts.values() for _, v in p if v > 0]
+    # Log-scaled latency: the median and the far tail differ by 100x.
+    lo = 10 ** math.floor(math.log10(min(vals, default=1)))
+    hi = 10 ** math.ceil(math.log10(max(vals, default=10)))
     W, H, L, B, T, R = 760, 420, 70, 50, 40, 170
     x = lambda q: L + (math.log10(1 / (1 - q)) - math.log10(2)) / (4 - math.log10(2)) * (W - L - R)
-    y = lambda v: H - B - v / ymax * (H - B - T)
+    y = lambda v: H - B - (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * (H - B - T)
     colors = ["#222", "#d62728", "#ff7f0e", "#9467bd", "#1f77b4", "#2ca02c", "#8c564b"]
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
          f'<rect width="{W}" height="{H}" fill="white"/>',
@@ -331,10 +334,15 @@ def svg_plot(curves, path, title):
     for q, lab in ((0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9"), (0.9999, "p99.99")):
         s.append(f'<line x1="{x(q):.1f}" y1="{T}" x2="{x(q):.1f}" y2="{H-B}" stroke="#eee"/>')
         s.append(f'<text x="{x(q):.1f}" y="{H-B+16}" text-anchor="middle">{lab}</text>')
-    for i in range(6):
-        v = ymax * i / 5
-        s.append(f'<text x="{L-6}" y="{y(v)+4:.1f}" text-anchor="end">{v:.0f}</text>')
-    s.append(f'<text x="16" y="{(H-B+T)/2:.0f}" transform="rotate(-90 16 {(H-B+T)/2:.0f})" text-anchor="middle">latency (us)</text>')
+    decade = lo
+    while decade <= hi:
+        for m in (1, 2, 5):
+            v = decade * m
+            if lo <= v <= hi:
+                s.append(f'<line x1="{L}" y1="{y(v):.1f}" x2="{W-R}" y2="{y(v):.1f}" stroke="#f2f2f2"/>')
+                s.append(f'<text x="{L-6}" y="{y(v)+4:.1f}" text-anchor="end">{v:g}</text>')
+        decade *= 10
+    s.append(f'<text x="16" y="{(H-B+T)/2:.0f}" transform="rotate(-90 16 {(H-B+T)/2:.0f})" text-anchor="middle">latency (us, log scale)</text>')
     for i, (name, p) in enumerate(pts.items()):
         c = colors[i % len(colors)]
         d = " ".join(f"{x(q):.1f},{y(v):.1f}" for q, v in p)
@@ -353,7 +361,13 @@ def main():
     ap.add_argument("--out", help="results folder (default loadtest/results/<time>)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--skip-tier0", action="store_true")
+    ap.add_argument("--report-only", metavar="DIR",
+                    help="rewrite report.md and latency.svg from DIR/results.json")
     a = ap.parse_args()
+    if a.report_only:
+        with open(os.path.join(a.report_only, "results.json")) as f:
+            write_report(json.load(f), a.report_only)
+        return
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     if os.cpu_count() < 2:

@@ -613,3 +613,108 @@ fn k8s_namer_pages_lists_and_restarts_an_expired_one() {
         "{log:?}"
     );
 }
+
+#[test]
+fn k8s_merges_dual_stack_multi_slice_and_terminating_endpoints() {
+    let api = FakeApi::start();
+    api.apply_service(&service("default", "web", &[("http", 80)]));
+    let ready = Some((true, true, false));
+    let terminating = Some((false, true, true));
+    api.apply_slice(&slice(
+        "default",
+        "web-v4a",
+        "web",
+        "IPv4",
+        ("http", 8080),
+        &[
+            Ep("10.0.0.1", "n1", ready),
+            Ep("10.0.0.2", "n2", terminating),
+        ],
+    ));
+    // The same endpoint seen in a second slice (mid-move), another one, and
+    // the IPv6 family in its own slice.
+    api.apply_slice(&slice(
+        "default",
+        "web-v4b",
+        "web",
+        "IPv4",
+        ("http", 8080),
+        &[Ep("10.0.0.1", "n1", ready), Ep("10.0.0.3", "n3", None)],
+    ));
+    api.apply_slice(&slice(
+        "default",
+        "web-v6",
+        "web",
+        "IPv6",
+        ("http", 8080),
+        &[Ep("fd00::1", "n1", ready)],
+    ));
+    api.apply_slice(&slice(
+        "default",
+        "web-fqdn",
+        "web",
+        "FQDN",
+        ("http", 8080),
+        &[Ep("web.example.com", "", ready)],
+    ));
+    let (_px, admin) = start(&api, "/svc => /#/io.l5d.k8s/default/http;", "");
+    let endpoints = |admin| -> Vec<String> {
+        let cs = admin_json(admin, "/client_state.json");
+        let mut v: Vec<String> = cs["/#/io.l5d.k8s/default/http/web"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["address"].as_str().unwrap_or(""),
+                            e["node"].as_str().unwrap_or("-")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    wait_for("the first sync", Duration::from_secs(10), || {
+        !endpoints(admin).is_empty()
+    });
+    assert_eq!(
+        endpoints(admin),
+        ["10.0.0.1:8080 n1", "10.0.0.3:8080 n3", "[fd00::1]:8080 n1"]
+    );
+    // Once nothing is ready, the serving-but-terminating endpoint is used.
+    api.delete_slice(&slice(
+        "default",
+        "web-v4b",
+        "web",
+        "IPv4",
+        ("http", 8080),
+        &[],
+    ));
+    api.delete_slice(&slice(
+        "default",
+        "web-v6",
+        "web",
+        "IPv6",
+        ("http", 8080),
+        &[],
+    ));
+    api.apply_slice(&slice(
+        "default",
+        "web-v4a",
+        "web",
+        "IPv4",
+        ("http", 8080),
+        &[
+            Ep("10.0.0.1", "n1", Some((false, false, true))),
+            Ep("10.0.0.2", "n2", terminating),
+        ],
+    ));
+    wait_for(
+        "the fallback to terminating endpoints",
+        Duration::from_secs(10),
+        || endpoints(admin) == ["10.0.0.2:8080 n2"],
+    );
+}
