@@ -81,11 +81,21 @@ pub const DTAB_LOCAL_DENTRIES_MAX: usize = 64;
 /// limit) only for large heads.
 pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 
-/// Body bytes already read that go out in the same write as the head they
-/// follow: a small message leaves as one write and one segment, so its
-/// receiver wakes once, not once for the head and again for the body.
+/// Response body bytes already read that go out in the same write as the
+/// head: a small response leaves as one write and one segment, so the
+/// client wakes once, not once for the head and again for the body.
 /// Bounded so a head write stays about one read buffer's size.
 pub const COALESCE_BODY_BYTES_MAX: usize = 16 * 1024;
 
 /// Idle upstream connections kept per endpoint per shard.
 pub const POOL_IDLE_PER_ENDPOINT_MAX: usize = 64;
+
+/// A pooled connection idle for less than this, whose last request had no
+/// body, is reused without first peeking for the peer's FIN or stray bytes
+/// (a syscall per request at any load). Servers
+/// close idle keep-alive connections after seconds (nginx 75 s, Node 5 s,
+/// Go 90 s), so one released this recently has not timed out; a server that
+/// closes right after a response without saying so races a peek too, and
+/// bodiless idempotent requests are retried once on a fresh connection when
+/// that happens.
+pub const POOL_PEEK_AFTER: std::time::Duration = std::time::Duration::from_millis(10);

@@ -2,12 +2,12 @@
 //! pool of idle keep-alive connections per endpoint.
 //!
 //! A connection goes back into the pool only after a complete, clean
-//! exchange (the caller decides). Taking one checks that the peer has not
-//! closed it meanwhile, so a request is never written to a connection that
-//! is already dead.
+//! exchange (the caller decides). Taking one that has been idle a while
+//! checks that the peer has not closed it meanwhile, so a request is not
+//! written to a connection that is already dead.
 
 use super::error::{ErrorKind, ProxyError, Side};
-use crate::limits::{POOL_IDLE_PER_ENDPOINT_MAX, READ_BUFFER_BYTES};
+use crate::limits::{POOL_IDLE_PER_ENDPOINT_MAX, POOL_PEEK_AFTER, READ_BUFFER_BYTES};
 use monoio::net::TcpStream;
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
@@ -23,6 +23,13 @@ pub struct UpConn {
     /// Whether it came from the pool (a failure before any response byte
     /// may then be a stale connection rather than a dead endpoint).
     pub reused: bool,
+    /// When it last went back into the pool.
+    idle_since: std::time::Instant,
+    /// Set by the caller when the exchange it finished sent a request body:
+    /// an upstream may have answered without reading it (and then reads it
+    /// as a request), so the connection is peeked before any reuse, however
+    /// recent.
+    pub sent_body: bool,
 }
 
 /// Idle connections by endpoint. Owned by one shard; borrows never cross
@@ -38,7 +45,8 @@ impl Pool {
         let mut idle = self.idle.borrow_mut();
         let conns = idle.get_mut(&addr)?;
         while let Some(mut c) = conns.pop() {
-            if peer_still_open(&c.stream) {
+            let fresh = !c.sent_body && c.idle_since.elapsed() < POOL_PEEK_AFTER;
+            if fresh || peer_still_open(&c.stream) {
                 c.reused = true;
                 return Some(c);
             }
@@ -53,6 +61,7 @@ impl Pool {
             return;
         }
         conn.reused = false;
+        conn.idle_since = std::time::Instant::now();
         let mut idle = self.idle.borrow_mut();
         let conns = idle.entry(conn.addr).or_default();
         if conns.len() < POOL_IDLE_PER_ENDPOINT_MAX {
@@ -84,6 +93,8 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<UpConn, Prox
                 buf: Vec::with_capacity(READ_BUFFER_BYTES),
                 addr,
                 reused: false,
+                idle_since: std::time::Instant::now(),
+                sent_body: false,
             })
         }
         Ok(Err(_)) => Err(ProxyError::new(

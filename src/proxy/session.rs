@@ -571,19 +571,18 @@ async fn exchange(
     rec.endpoint = Some(routed.addr);
     let keep_alive = head.keep_alive;
     let is_head = head.is_head(&c.buf);
+    // RFC 9110 §9.2.2: safe to send again if the first try met a stale
+    // connection.
+    let idempotent = matches!(
+        head.method.get(&c.buf),
+        b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
+    );
     let minor = head.minor;
     c.buf.drain(..head.head_len);
-    // Body bytes already here ride with the head (not when the client waits
-    // for 100 Continue: then the upstream must answer first).
-    let mut body_with_head = 0u64;
-    if let BodyFraming::Length(n) = head.framing
-        && !head.expect_continue
-    {
-        let k = coalesce_len(c.buf.len(), n);
-        c.out.extend_from_slice(&c.buf[..k]);
-        c.buf.drain(..k);
-        body_with_head = k as u64;
-    }
+    // A request body is not sent in the head's write: an upstream that
+    // answers before reading it is caught between the two (an early
+    // response), and its connection is not reused for the next request,
+    // which it would read after the unread body.
 
     let mut up = match shard.pool.take(routed.addr) {
         Some(u) => u,
@@ -639,7 +638,7 @@ async fn exchange(
                 &mut c.stream,
                 &mut c.buf,
                 &mut up.stream,
-                n - body_with_head,
+                n,
                 t.body_idle,
                 true,
             )
@@ -671,11 +670,36 @@ async fn exchange(
         }
     }
 
+    let mut retried = false;
     let resp = match early {
         Some(r) => r,
         None => loop {
             let r = match read_response_head(&mut up, is_head, t.response_head).await {
                 Ok(r) => r,
+                // A reused connection that closed before answering was
+                // stale (the upstream closed it while idle and our write
+                // raced its FIN): a bodiless idempotent request goes once
+                // more, on a fresh connection. `c.out` still holds it.
+                Err(e)
+                    if e.kind == ErrorKind::UpstreamReset
+                        && up.reused
+                        && up.buf.is_empty()
+                        && !has_body
+                        && idempotent
+                        && !retried =>
+                {
+                    retried = true;
+                    up = connect(routed.addr, t.connect)
+                        .await
+                        .map_err(|e| Abort::Respond(e, false))?;
+                    if write_vec(&mut up.stream, &mut c.out, t.body_idle)
+                        .await
+                        .is_err()
+                    {
+                        return Err(Abort::Respond(upstream_reset(true), false));
+                    }
+                    continue;
+                }
                 Err(e) => {
                     let close = !client_body_consumed;
                     return Err(Abort::Respond(e, close));
@@ -761,6 +785,7 @@ async fn exchange(
         return Err(Abort::Close);
     }
     if upstream_reusable && !shard.draining.get() {
+        up.sent_body = has_body;
         shard.pool.put(up);
     }
     Ok(!close_after)

@@ -554,3 +554,21 @@ fn bodies_larger_than_a_read_cross_intact_both_ways() {
         assert!(r.body == big.as_bytes(), "{driver}: request body differs");
     }
 }
+
+#[test]
+fn a_stale_connection_reused_at_once_is_retried_for_idempotent_requests() {
+    // The upstream closes after every response without saying so. Reused
+    // within the pool's no-peek window, the connection is dead: each GET is
+    // retried once on a fresh connection.
+    for driver in drivers() {
+        let up = Upstream::start(Reply::CloseAfter("ok"));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let mut c = Client::connect(px.addr("out"));
+        for i in 0..5 {
+            c.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+            let r = c.response().expect("response");
+            assert_eq!(r.status, 200, "{driver}: request {i}");
+        }
+        assert!(up.connections.load(std::sync::atomic::Ordering::Relaxed) >= 5);
+    }
+}
