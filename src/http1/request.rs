@@ -148,26 +148,32 @@ impl Default for RequestLimits {
     }
 }
 
-/// Finds the end of a head (`CRLF CRLF`), refusing bare LF and bare CR
-/// anywhere before it (RFC 9112 §2.2 lets a recipient accept them; a proxy
-/// that does disagrees with strict upstreams about where lines end).
+/// Finds the end of a head (`CRLF CRLF`), refusing a bare LF anywhere before
+/// it and a bare CR where the head's end would be (RFC 9112 §2.2 lets a
+/// recipient accept them; a proxy that does disagrees with strict upstreams
+/// about where lines end). A bare CR inside a line is refused by httparse
+/// once the head is complete; until then the head waits like any other.
 /// `scanned` carries progress between calls so a head that arrives in many
 /// reads is scanned once.
 pub fn find_head_end(buf: &[u8], scanned: &mut usize) -> Result<Option<usize>, HeadError> {
-    // Jump between CRs and LFs (SIMD via memchr) instead of testing every
-    // byte.
+    // Jump from LF to LF (SIMD via memchr), one stop per line. Every LF
+    // must follow a CR. A CR anywhere else (not before an LF) is refused by
+    // httparse, which requires an LF after every CR in the request line and
+    // in header lines; a bare CR never ends a head here, so it always
+    // reaches httparse.
     let start = *scanned;
-    for i in memchr::memchr2_iter(b'\r', b'\n', &buf[start..]).map(|i| i + start) {
-        if buf[i] == b'\n' {
-            if i == 0 || buf[i - 1] != b'\r' {
-                return Err(bad("bare LF in head"));
-            }
-            if i >= 3 && &buf[i - 3..i] == b"\r\n\r" {
-                *scanned = i + 1;
-                return Ok(Some(i + 1));
-            }
-        } else if i + 1 < buf.len() && buf[i + 1] != b'\n' {
+    for i in memchr::memchr_iter(b'\n', &buf[start..]).map(|i| i + start) {
+        if i == 0 || buf[i - 1] != b'\r' {
+            return Err(bad("bare LF in head"));
+        }
+        if i >= 2 && buf[i - 2] == b'\r' {
+            // CR CR LF: where a head's last line would be, a bare CR must
+            // not leave the head waiting for an end it can never have.
             return Err(bad("bare CR in head"));
+        }
+        if i >= 3 && &buf[i - 3..i] == b"\r\n\r" {
+            *scanned = i + 1;
+            return Ok(Some(i + 1));
         }
     }
     // Re-examine the last bytes next time: a CR may be waiting for its LF.

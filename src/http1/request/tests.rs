@@ -283,3 +283,22 @@ fn classification() {
         HeadErrorKind::Malformed
     );
 }
+
+#[test]
+fn a_bare_cr_anywhere_in_a_head_is_refused() {
+    for raw in [
+        &b"GET / HTTP/1.1\r\nA: b\rc\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nA\r: b\r\n\r\n",
+        b"GET /\r HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\rX\r\n\r\n",
+        b"GET / HTTP/1.1\r\nA: b\r\r\n\r\n",
+        b"GET / HTTP/1.1\r\nA: b\r\n\r\r\n",
+    ] {
+        assert_eq!(
+            refused(raw),
+            HeadErrorKind::Malformed,
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+}
