@@ -83,9 +83,11 @@ pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// Response body bytes already read that go out in the same write as the
 /// head: a small response leaves as one write and one segment, so the
-/// client wakes once, not once for the head and again for the body.
-/// Bounded so a head write stays about one read buffer's size.
-pub const COALESCE_BODY_BYTES_MAX: usize = 16 * 1024;
+/// client wakes once, not once for the head and again for the body. Small,
+/// because they are copied behind the head, and the connection keeps the
+/// head buffer's capacity for its life: a larger body is written straight
+/// from the read buffer.
+pub const COALESCE_BODY_BYTES_MAX: usize = 4 * 1024;
 
 /// Idle upstream connections kept per endpoint per shard.
 pub const POOL_IDLE_PER_ENDPOINT_MAX: usize = 64;

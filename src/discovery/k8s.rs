@@ -506,8 +506,10 @@ pub struct WatchState {
     pub namespace: Option<String>,
     /// `listing`, `watching` or `backoff`.
     pub state: &'static str,
+    /// As of the last state change or bookmark (not updated per event).
     pub resource_version: String,
-    /// When the watch last heard from the API server (ms of uptime).
+    /// When the watch last heard from the API server (ms of uptime), as of
+    /// the last state change or bookmark.
     pub last_event_ms: u64,
     pub errors: u64,
     pub last_error: Option<String>,
@@ -675,11 +677,9 @@ async fn watch_loop<K: Watched>(
                 }
                 Err(e) => {
                     fail(&mut state, K::KIND, &where_, "list", &e);
-                    state.state = "backoff";
-                    if !send_state(&state) {
+                    if !pause(&mut state, &send_state, &mut backoff).await {
                         return;
                     }
-                    tokio::time::sleep(backoff.delay()).await;
                     continue;
                 }
             }
@@ -704,11 +704,9 @@ async fn watch_loop<K: Watched>(
             }
             Err(e) => {
                 fail(&mut state, K::KIND, &where_, "watch", &e);
-                state.state = "backoff";
-                if !send_state(&state) {
+                if !pause(&mut state, &send_state, &mut backoff).await {
                     return;
                 }
-                tokio::time::sleep(backoff.delay()).await;
                 continue;
             }
         };
@@ -745,7 +743,11 @@ async fn watch_loop<K: Watched>(
                 }
                 WatchEvent::Bookmark(b) => {
                     rv = Some(b.metadata.resource_version);
-                    if tx.send(Msg::Alive).is_err() {
+                    // The watch's reported state (its version, when it last
+                    // heard) is refreshed here and on every transition, not
+                    // per event: an event storm costs no extra messages.
+                    state.resource_version = rv.clone().unwrap_or_default();
+                    if tx.send(Msg::Alive).is_err() || !send_state(&state) {
                         return;
                     }
                     None
@@ -765,24 +767,32 @@ async fn watch_loop<K: Watched>(
                 }
             };
             backoff.reset();
-            state.resource_version = rv.clone().unwrap_or_default();
             if let Some(c) = change
                 && tx.send(Msg::Change(slot, c)).is_err()
             {
                 return;
             }
-            if !send_state(&state) {
-                return;
-            }
         }
-        if !healthy {
-            state.state = "backoff";
-            if !send_state(&state) {
-                return;
-            }
-            tokio::time::sleep(backoff.delay()).await;
+        state.resource_version = rv.clone().unwrap_or_default();
+        if !healthy && !pause(&mut state, &send_state, &mut backoff).await {
+            return;
         }
     }
+}
+
+/// Reports the watch as backing off, then waits out the next delay.
+/// False when the namer's task is gone.
+async fn pause(
+    state: &mut WatchState,
+    send_state: &impl Fn(&WatchState) -> bool,
+    backoff: &mut Backoff,
+) -> bool {
+    state.state = "backoff";
+    if !send_state(state) {
+        return false;
+    }
+    tokio::time::sleep(backoff.delay()).await;
+    true
 }
 
 fn report(states: &[Option<WatchState>], store: &Store) -> WatchReport {

@@ -457,21 +457,8 @@ fn upstream_conn(
                 let line = format!("{} {}", req.method.unwrap_or(""), req.path.unwrap_or(""));
                 break (n, cl, chunked, line, seen);
             }
-            match s.read(&mut chunk) {
-                Ok(0) => return,
-                Ok(n) => {
-                    rec.lock().unwrap()[idx].extend_from_slice(&chunk[..n]);
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                Err(_) if stop.load(Ordering::Relaxed) => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(_) => return,
+            if !read_recorded(&mut s, &mut chunk, &rec, idx, &mut buf, &stop) {
+                return;
             }
         };
         if let Reply::Raw(bytes) = &reply {
@@ -521,21 +508,8 @@ fn upstream_conn(
             if let Some(end) = need_more(&buf, at, &mut body) {
                 break end;
             }
-            match s.read(&mut chunk) {
-                Ok(0) => return,
-                Ok(n) => {
-                    rec.lock().unwrap()[idx].extend_from_slice(&chunk[..n]);
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                Err(_) if stop.load(Ordering::Relaxed) => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(_) => return,
+            if !read_recorded(&mut s, &mut chunk, &rec, idx, &mut buf, &stop) {
+                return;
             }
             at = head_len;
         };
@@ -768,4 +742,32 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// One read of a test upstream's connection, recorded and appended to
+/// `buf`. False when the connection is done (EOF, error, or stopping);
+/// a read timeout is not an end.
+fn read_recorded(
+    s: &mut TcpStream,
+    chunk: &mut [u8],
+    rec: &Mutex<Vec<Vec<u8>>>,
+    idx: usize,
+    buf: &mut Vec<u8>,
+    stop: &AtomicBool,
+) -> bool {
+    match s.read(chunk) {
+        Ok(0) => false,
+        Ok(n) => {
+            rec.lock().unwrap()[idx].extend_from_slice(&chunk[..n]);
+            buf.extend_from_slice(&chunk[..n]);
+            true
+        }
+        Err(_) if stop.load(Ordering::Relaxed) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock
+                | std::io::ErrorKind::TimedOut
+                | std::io::ErrorKind::Interrupted
+        ),
+    }
 }
