@@ -5,6 +5,7 @@
 //! Everything here runs on one shard: state is `Rc`/`RefCell` owned by the
 //! shard, and no `RefCell` borrow is held across an `.await`.
 
+pub mod deadline;
 pub mod error;
 pub mod pool;
 pub mod rewrite;

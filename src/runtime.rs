@@ -366,6 +366,7 @@ async fn shard_main(
         rng: RefCell::new(Rng::new(0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1))),
         draining: Cell::new(false),
         idle_cancel: RefCell::new(monoio::io::Canceller::new()),
+        idle: Default::default(),
         open: Cell::new(0),
         outstanding: Default::default(),
         snapshot_waiters: Default::default(),
@@ -429,6 +430,7 @@ async fn shard_main(
     // Stops the accept loops and every connection waiting idle for its next
     // request; exchanges in flight continue.
     drop(old.cancel());
+    shard.idle.drain();
     for t in accept_tasks {
         t.await;
     }

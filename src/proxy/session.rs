@@ -1,6 +1,7 @@
 //! One client connection: read a head, route it, forward it, respond,
 //! repeat while the connection stays alive.
 
+use super::deadline::{Deadline, IdleSlot, IdleWakers, Stopped};
 use super::error::{
     ErrorKind, ProxyError, Side, failure_index, response_for, write_error_response,
 };
@@ -19,6 +20,7 @@ use crate::telemetry::{ListenerMetrics, NameSeries};
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
+use monoio::time::Instant;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -40,8 +42,10 @@ pub struct ShardCx {
     /// Set when the process is draining: connections close after their
     /// current exchange.
     pub draining: Cell<bool>,
-    /// Cancels the accept loops and idle keep-alive reads when draining.
+    /// Cancels the accept loops when draining.
     pub idle_cancel: RefCell<monoio::io::Canceller>,
+    /// Connections waiting idle for their next request, woken by a drain.
+    pub idle: IdleWakers,
     /// Open client connections, all listeners.
     pub open: Cell<usize>,
     /// Requests in flight per endpoint, for load balancing.
@@ -111,16 +115,17 @@ enum ReadFail {
     Io,
 }
 
-/// Reads more bytes onto the end of `buf`, within `dur`. On a timeout the
+/// Reads more bytes onto the end of `buf`, until `at`. On a timeout the
 /// buffer stays with the cancelled operation (the kernel may still write
 /// into it), so `buf` is left empty and the caller must close.
 async fn read_more(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
-    dur: Duration,
+    dl: &mut Deadline,
+    at: Instant,
 ) -> Result<usize, ReadFail> {
     let (owned, len, cap) = spare(buf);
-    let r = monoio::time::timeout(dur, stream.read(owned.slice_mut(len..cap))).await;
+    let r = dl.run(at, stream.read(owned.slice_mut(len..cap))).await;
     settle_read(r, buf)
 }
 
@@ -135,8 +140,8 @@ fn spare(buf: &mut Vec<u8>) -> (Vec<u8>, usize, usize) {
 }
 
 /// Puts the buffer back after a read and says what the read did.
-fn settle_read<E>(
-    r: Result<(std::io::Result<usize>, monoio::buf::SliceMut<Vec<u8>>), E>,
+fn settle_read(
+    r: Result<(std::io::Result<usize>, monoio::buf::SliceMut<Vec<u8>>), Stopped>,
     buf: &mut Vec<u8>,
 ) -> Result<usize, ReadFail> {
     match r {
@@ -148,31 +153,28 @@ fn settle_read<E>(
                 Err(_) => Err(ReadFail::Io),
             }
         }
-        Err(_) => Err(ReadFail::TimedOut),
+        Err(Stopped::TimedOut) => Err(ReadFail::TimedOut),
+        Err(Stopped::Drained) => Err(ReadFail::Eof),
     }
 }
 
-/// [`read_more`] that a drain can cancel.
-async fn read_more_cancelable(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    dur: Duration,
-    handle: monoio::io::CancelHandle,
-) -> Result<usize, ReadFail> {
-    use monoio::io::CancelableAsyncReadRent;
-    let (owned, len, cap) = spare(buf);
-    let r = monoio::time::timeout(
-        dur,
-        stream.cancelable_read(owned.slice_mut(len..cap), handle),
-    )
-    .await;
-    settle_read(r, buf)
+/// A client's read between requests: [`read_more`] that a drain ends.
+async fn read_idle(c: &mut Client, idle: &IdleWakers, at: Instant) -> Result<usize, ReadFail> {
+    let (owned, len, cap) = spare(&mut c.buf);
+    let read = c.stream.read(owned.slice_mut(len..cap));
+    let r = c.deadline.run_idle(at, idle, &c.idle_slot, read).await;
+    settle_read(r, &mut c.buf)
 }
 
-/// Writes all of `out` within `dur`.
-async fn write_vec(stream: &mut TcpStream, out: &mut Vec<u8>, dur: Duration) -> Result<(), ()> {
+/// Writes all of `out` before `at`.
+async fn write_vec(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    dl: &mut Deadline,
+    at: Instant,
+) -> Result<(), ()> {
     let owned = std::mem::take(out);
-    match monoio::time::timeout(dur, stream.write_all(owned)).await {
+    match dl.run(at, stream.write_all(owned)).await {
         Ok((Ok(_), b)) => {
             *out = b;
             Ok(())
@@ -185,16 +187,17 @@ async fn write_vec(stream: &mut TcpStream, out: &mut Vec<u8>, dur: Duration) -> 
     }
 }
 
-/// Writes `buf[..n]` within `dur` and removes it from `buf`: the bytes that
+/// Writes `buf[..n]` before `at` and removes it from `buf`: the bytes that
 /// were read are the bytes that are written.
 async fn write_front(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     n: usize,
-    dur: Duration,
+    dl: &mut Deadline,
+    at: Instant,
 ) -> Result<(), ()> {
     let owned = std::mem::take(buf);
-    match monoio::time::timeout(dur, stream.write_all(owned.slice(0..n))).await {
+    match dl.run(at, stream.write_all(owned.slice(0..n))).await {
         Ok((Ok(_), slice)) => {
             *buf = slice.into_inner();
             buf.drain(..n);
@@ -213,6 +216,9 @@ struct Client {
     buf: Vec<u8>,
     out: Vec<u8>,
     peer: SocketAddr,
+    /// The one timer of this connection's task, for both of its sides.
+    deadline: Deadline,
+    idle_slot: IdleSlot,
 }
 
 /// Serves one client connection until it closes, fails, times out, or the
@@ -229,9 +235,16 @@ pub async fn serve_connection(
         buf: Vec::with_capacity(READ_BUFFER_BYTES),
         out: Vec::with_capacity(1024),
         peer,
+        deadline: Deadline::new(),
+        idle_slot: shard.idle.register(),
     };
+    serve(&mut c, &shard, &lis).await;
+    shard.idle.release(c.idle_slot);
+}
+
+async fn serve(c: &mut Client, shard: &ShardCx, lis: &ListenerCx) {
     loop {
-        let head = match read_head(&mut c, &lis, &shard).await {
+        let head = match read_head(c, lis, shard).await {
             Ok(Some(h)) => h,
             Ok(None) => return,
             Err(e) => {
@@ -240,7 +253,7 @@ pub async fn serve_connection(
                     access_line_end(&mut line, response_for(&e).status, 0, None, 0);
                     log.log(line.0);
                 }
-                respond_error(&mut c, &e, true, &lis).await;
+                respond_error(c, &e, true, lis).await;
                 return;
             }
         };
@@ -253,7 +266,7 @@ pub async fn serve_connection(
                 .map(|_| access_line_start(c.peer, Some(&head), &c.buf)),
             ..ExchangeRecord::default()
         };
-        let outcome = exchange(&mut c, &head, &shard, &lis, &mut rec).await;
+        let outcome = exchange(c, &head, shard, lis, &mut rec).await;
         let failure = match &outcome {
             Err(Abort::Respond(e, _)) => {
                 rec.status = response_for(e).status;
@@ -262,7 +275,7 @@ pub async fn serve_connection(
             Err(Abort::Close) if rec.status == 0 => Some(ErrorKind::UpstreamReset),
             _ => None,
         };
-        record(&lis, &rec, started, failure);
+        record(lis, &rec, started, failure);
         if let (Some(log), Some(mut line)) = (&lis.access_log, rec.access.take()) {
             let us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
             access_line_end(
@@ -279,7 +292,7 @@ pub async fn serve_connection(
             Ok(_) => return,
             Err(Abort::Respond(e, close)) => {
                 let close = close || shard.draining.get();
-                respond_error(&mut c, &e, close, &lis).await;
+                respond_error(c, &e, close, lis).await;
                 if close || response_for(&e).close {
                     return;
                 }
@@ -417,7 +430,8 @@ fn record(
 
 async fn respond_error(c: &mut Client, e: &ProxyError, close: bool, lis: &ListenerCx) {
     write_error_response(e, close, &mut c.out);
-    let _ = write_vec(&mut c.stream, &mut c.out, lis.router.timeouts.body_idle).await;
+    let at = Deadline::after(lis.router.timeouts.body_idle);
+    let _ = write_vec(&mut c.stream, &mut c.out, &mut c.deadline, at).await;
 }
 
 /// The `read_head` phase. `Ok(None)`: the client closed or went idle.
@@ -431,30 +445,18 @@ async fn read_head(
     // The header deadline runs from the first byte of the request and is
     // never extended by further bytes, so trickling cannot hold a
     // connection open (slowloris).
-    let mut deadline: Option<monoio::time::Instant> = None;
+    let mut deadline: Option<Instant> = None;
     loop {
         if !c.buf.is_empty() {
             if let Some(h) = parse_request(&c.buf, &mut scanned, &lis.router.limits)? {
                 return Ok(Some(h));
             }
-            deadline.get_or_insert_with(|| monoio::time::Instant::now() + t.header_read);
+            deadline.get_or_insert_with(|| Deadline::after(t.header_read));
         }
-        let wait = match deadline {
-            None => t.idle,
-            Some(d) => d.saturating_duration_since(monoio::time::Instant::now()),
-        };
-        if wait.is_zero() {
-            return Err(ProxyError::client(
-                ErrorKind::HeadTimeout,
-                "request head timed out",
-            ));
-        }
-        let read = if deadline.is_none() {
-            // Idle between requests: a drain cancels this read.
-            let handle = shard.idle_cancel.borrow().handle();
-            read_more_cancelable(&mut c.stream, &mut c.buf, wait, handle).await
-        } else {
-            read_more(&mut c.stream, &mut c.buf, wait).await
+        let read = match deadline {
+            // Idle between requests: a drain ends this wait.
+            None => read_idle(c, &shard.idle, Deadline::after(t.idle)).await,
+            Some(at) => read_more(&mut c.stream, &mut c.buf, &mut c.deadline, at).await,
         };
         match read {
             Ok(_) => {}
@@ -593,7 +595,8 @@ async fn exchange(
     // A pooled connection the peer closed between our check and our write
     // fails the write: the request was never written, so one retry on a
     // fresh connection is safe.
-    if write_vec(&mut up.stream, &mut c.out, t.body_idle)
+    let at = Deadline::after(t.body_idle);
+    if write_vec(&mut up.stream, &mut c.out, &mut c.deadline, at)
         .await
         .is_err()
     {
@@ -603,7 +606,8 @@ async fn exchange(
         up = connect(routed.addr, t.connect)
             .await
             .map_err(|e| Abort::Respond(e, has_body))?;
-        if write_vec(&mut up.stream, &mut c.out, t.body_idle)
+        let at = Deadline::after(t.body_idle);
+        if write_vec(&mut up.stream, &mut c.out, &mut c.deadline, at)
             .await
             .is_err()
         {
@@ -618,12 +622,13 @@ async fn exchange(
         // Relay the upstream's 100 Continue, or its final answer without
         // sending the body (RFC 9110 §10.1.1); an upstream that says neither
         // within the expect-continue timeout gets the body anyway.
-        match read_response_head(&mut up, is_head, t.expect_continue).await {
+        match read_response_head(&mut up, is_head, &mut c.deadline, t.expect_continue).await {
             Ok(r) if r.status == 100 => {
                 up.buf.drain(..r.head_len);
                 c.out.clear();
                 c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                write_vec(&mut c.stream, &mut c.out, t.body_idle)
+                let at = Deadline::after(t.body_idle);
+                write_vec(&mut c.stream, &mut c.out, &mut c.deadline, at)
                     .await
                     .map_err(|()| Abort::Close)?;
             }
@@ -639,7 +644,7 @@ async fn exchange(
                 &mut c.buf,
                 &mut up.stream,
                 n,
-                t.body_idle,
+                (&mut c.deadline, t.body_idle),
                 true,
             )
             .await
@@ -651,7 +656,15 @@ async fn exchange(
                     dur: t.body_idle,
                     watch_early_response: true,
                 };
-                forward_chunked(&mut c.stream, &mut c.buf, &mut up.stream, &mut c.out, how).await
+                forward_chunked(
+                    &mut c.stream,
+                    &mut c.buf,
+                    &mut up.stream,
+                    &mut c.out,
+                    &mut c.deadline,
+                    how,
+                )
+                .await
             }
             BodyFraming::None => Ok(0),
         };
@@ -674,7 +687,9 @@ async fn exchange(
     let resp = match early {
         Some(r) => r,
         None => loop {
-            let r = match read_response_head(&mut up, is_head, t.response_head).await {
+            let r = match read_response_head(&mut up, is_head, &mut c.deadline, t.response_head)
+                .await
+            {
                 Ok(r) => r,
                 // A reused connection that closed before answering was
                 // stale (the upstream closed it while idle and our write
@@ -692,7 +707,8 @@ async fn exchange(
                     up = connect(routed.addr, t.connect)
                         .await
                         .map_err(|e| Abort::Respond(e, false))?;
-                    if write_vec(&mut up.stream, &mut c.out, t.body_idle)
+                    let at = Deadline::after(t.body_idle);
+                    if write_vec(&mut up.stream, &mut c.out, &mut c.deadline, at)
                         .await
                         .is_err()
                     {
@@ -739,7 +755,8 @@ async fn exchange(
         up.buf.drain(..k);
         body_with_head = k as u64;
     }
-    write_vec(&mut c.stream, &mut c.out, t.body_idle)
+    let at = Deadline::after(t.body_idle);
+    write_vec(&mut c.stream, &mut c.out, &mut c.deadline, at)
         .await
         .map_err(|()| Abort::Close)?;
     let complete = match resp.framing {
@@ -750,7 +767,7 @@ async fn exchange(
                 &mut up.buf,
                 &mut c.stream,
                 n - body_with_head,
-                t.body_idle,
+                (&mut c.deadline, t.body_idle),
                 false,
             )
             .await
@@ -767,8 +784,16 @@ async fn exchange(
                 dur: t.body_idle,
                 watch_early_response: false,
             };
-            match forward_chunked(&mut up.stream, &mut up.buf, &mut c.stream, &mut c.out, how).await
-            {
+            let relayed = forward_chunked(
+                &mut up.stream,
+                &mut up.buf,
+                &mut c.stream,
+                &mut c.out,
+                &mut c.deadline,
+                how,
+            )
+            .await;
+            match relayed {
                 Ok(bytes) => {
                     rec.response_bytes += bytes;
                     true
@@ -777,7 +802,13 @@ async fn exchange(
             }
         }
         ResponseFraming::CloseDelimited => {
-            forward_until_eof(&mut up.stream, &mut up.buf, &mut c.stream, t.body_idle).await;
+            forward_until_eof(
+                &mut up.stream,
+                &mut up.buf,
+                &mut c.stream,
+                (&mut c.deadline, t.body_idle),
+            )
+            .await;
             return Ok(false);
         }
     };
@@ -863,9 +894,10 @@ fn body_abort(f: BodyFail) -> Abort {
 async fn read_response_head(
     up: &mut UpConn,
     is_head: bool,
+    dl: &mut Deadline,
     dur: Duration,
 ) -> Result<ResponseHead, ProxyError> {
-    let deadline = monoio::time::Instant::now() + dur;
+    let at = Deadline::after(dur);
     loop {
         if !up.buf.is_empty() {
             match parse_response(&up.buf, is_head) {
@@ -881,8 +913,7 @@ async fn read_response_head(
                 }
             }
         }
-        let wait = deadline.saturating_duration_since(monoio::time::Instant::now());
-        match read_more(&mut up.stream, &mut up.buf, wait).await {
+        match read_more(&mut up.stream, &mut up.buf, dl, at).await {
             Ok(_) => {}
             Err(ReadFail::TimedOut) => {
                 return Err(ProxyError::new(
@@ -904,7 +935,7 @@ async fn forward_length(
     buf: &mut Vec<u8>,
     dst: &mut TcpStream,
     mut n: u64,
-    dur: Duration,
+    (dl, dur): (&mut Deadline, Duration),
     watch_early_response: bool,
 ) -> Result<(), BodyFail> {
     while n > 0 {
@@ -912,13 +943,15 @@ async fn forward_length(
             return Err(BodyFail::EarlyResponse);
         }
         if buf.is_empty() {
-            read_more(src, buf, dur).await.map_err(|f| match f {
+            let at = Deadline::after(dur);
+            read_more(src, buf, dl, at).await.map_err(|f| match f {
                 ReadFail::TimedOut => BodyFail::SourceTimedOut,
                 _ => BodyFail::SourceGone,
             })?;
         }
         let take = (buf.len() as u64).min(n) as usize;
-        write_front(dst, buf, take, dur)
+        let at = Deadline::after(dur);
+        write_front(dst, buf, take, dl, at)
             .await
             .map_err(|()| BodyFail::SinkGone)?;
         n -= take as u64;
@@ -944,6 +977,7 @@ async fn forward_chunked(
     buf: &mut Vec<u8>,
     dst: &mut TcpStream,
     out: &mut Vec<u8>,
+    dl: &mut Deadline,
     how: ChunkedRelay,
 ) -> Result<u64, BodyFail> {
     let ChunkedRelay {
@@ -972,7 +1006,7 @@ async fn forward_chunked(
                     out.extend_from_slice(b"\r\n");
                 }
                 buf.drain(..n);
-                write_vec(dst, out, dur)
+                write_vec(dst, out, dl, Deadline::after(dur))
                     .await
                     .map_err(|()| BodyFail::SinkGone)?;
             }
@@ -981,7 +1015,7 @@ async fn forward_chunked(
                 if rechunk {
                     out.clear();
                     out.extend_from_slice(b"0\r\n\r\n");
-                    write_vec(dst, out, dur)
+                    write_vec(dst, out, dl, Deadline::after(dur))
                         .await
                         .map_err(|()| BodyFail::SinkGone)?;
                 }
@@ -989,7 +1023,8 @@ async fn forward_chunked(
             }
             None => {
                 buf.drain(..n);
-                read_more(src, buf, dur).await.map_err(|f| match f {
+                let at = Deadline::after(dur);
+                read_more(src, buf, dl, at).await.map_err(|f| match f {
                     ReadFail::TimedOut => BodyFail::SourceTimedOut,
                     _ => BodyFail::SourceGone,
                 })?;
@@ -1003,16 +1038,19 @@ async fn forward_until_eof(
     src: &mut TcpStream,
     buf: &mut Vec<u8>,
     dst: &mut TcpStream,
-    dur: Duration,
+    (dl, dur): (&mut Deadline, Duration),
 ) {
     loop {
         if !buf.is_empty() {
             let n = buf.len();
-            if write_front(dst, buf, n, dur).await.is_err() {
+            if write_front(dst, buf, n, dl, Deadline::after(dur))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
-        if read_more(src, buf, dur).await.is_err() {
+        if read_more(src, buf, dl, Deadline::after(dur)).await.is_err() {
             return;
         }
     }
