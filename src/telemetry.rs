@@ -248,9 +248,27 @@ impl<K: std::hash::Hash + Eq + Clone> Series<K> {
         if let Some(m) = self.map.borrow().get(key) {
             return f(m);
         }
+        f(&self.get(slot, max, key, own, other))
+    }
+
+    /// The series for `key`, made (and published) the first time.
+    fn get<Q: std::hash::Hash + Eq + ?Sized>(
+        &self,
+        slot: &arc_swap::ArcSwap<Vec<(K, Arc<NameMetrics>)>>,
+        max: usize,
+        key: &Q,
+        own: impl FnOnce(&Q) -> K,
+        other: impl FnOnce() -> K,
+    ) -> Arc<NameMetrics>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
+        if let Some(m) = self.map.borrow().get(key) {
+            return m.clone();
+        }
         let mut map = self.map.borrow_mut();
         let k = if map.len() >= max { other() } else { own(key) };
-        let m = match map.get::<K>(&k) {
+        match map.get::<K>(&k) {
             Some(m) => m.clone(),
             None => {
                 let m = Arc::new(NameMetrics::default());
@@ -260,8 +278,7 @@ impl<K: std::hash::Hash + Eq + Clone> Series<K> {
                 ));
                 m
             }
-        };
-        f(&m)
+        }
     }
 }
 
@@ -272,16 +289,15 @@ pub type NameSeries = Series<Box<str>>;
 pub type EndpointSeries = Series<Option<SocketAddr>>;
 
 impl NameSeries {
-    /// Runs `f` on the series for `name`, folding into `other` past
-    /// [`NAME_SERIES_MAX`].
-    pub fn name(&self, shared: &ListenerMetrics, name: &str, f: impl FnOnce(&NameMetrics)) {
-        self.with(
+    /// The series for `name` itself, for a caller to keep (a route keeps
+    /// its name's, so a request does not look it up).
+    pub fn series(&self, shared: &ListenerMetrics, name: &str) -> Arc<NameMetrics> {
+        self.get(
             &shared.published_names,
             NAME_SERIES_MAX,
             name,
             |n: &str| Box::from(n),
             || "other".into(),
-            f,
         )
     }
 }
@@ -331,7 +347,7 @@ mod tests {
         let m = ListenerMetrics::default();
         let series = NameSeries::default();
         for i in 0..NAME_SERIES_MAX + 50 {
-            series.name(&m, &format!("/svc/n{i}"), |n| n.requests.inc());
+            series.series(&m, &format!("/svc/n{i}")).requests.inc();
         }
         let names = m.names();
         assert_eq!(names.len(), NAME_SERIES_MAX + 1);

@@ -508,21 +508,30 @@ fn classify(name: &[u8]) -> Result<HeaderKind, HeadError> {
 }
 
 pub(crate) fn classify_exact(name: &[u8], fold_underscore: bool) -> HeaderKind {
+    // Names are tokens (httparse checked), and on token bytes `| 0x20`
+    // lowercases exactly: it maps only `A-Z` onto the `a-z0-9-` our names
+    // use (the other bytes it would fold, such as CR, are not token bytes).
+    // So a comparison is a fold and an xor per byte, without early exits,
+    // which the compiler unrolls against the constant names. `_` for `-`
+    // (edge stripping of CGI-style variants) takes the slow fold.
     let fold = |x: u8| {
-        let x = if fold_underscore && x == b'_' {
+        if fold_underscore && x == b'_' {
             b'-'
         } else {
-            x
-        };
-        x.to_ascii_lowercase()
+            x | 0x20
+        }
     };
-    let eq = |a: &[u8]| name.len() == a.len() && name.iter().zip(a).all(|(&x, &y)| fold(x) == y);
-    let starts = |p: &[u8]| {
-        name.len() >= p.len() && name[..p.len()].iter().zip(p).all(|(&x, &y)| fold(x) == y)
+    let same = |n: &[u8], a: &[u8]| {
+        n.iter()
+            .zip(a)
+            .fold(0u8, |acc, (&x, &y)| acc | (fold(x) ^ y))
+            == 0
     };
+    let eq = |a: &[u8]| name.len() == a.len() && same(name, a);
+    let starts = |p: &[u8]| name.len() >= p.len() && same(&name[..p.len()], p);
     // Dispatch on the first letter: most headers (Accept, Cookie,
     // User-Agent...) are decided by one or two comparisons.
-    match name.first().map(|&b| b.to_ascii_lowercase()) {
+    match name.first().map(|&b| b | 0x20) {
         Some(b'h') if eq(b"host") => HeaderKind::Host,
         Some(b'v') if eq(b"via") => HeaderKind::Via,
         Some(b'e') if eq(b"expect") => HeaderKind::Expect,

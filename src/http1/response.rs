@@ -3,7 +3,7 @@
 
 use super::Span;
 use super::request::{HeaderKind, classify_exact, parse_content_length};
-use super::token::{list_contains, list_elements, trim_ows};
+use super::token::{ConnectionTokens, list_contains, list_elements, trim_ows};
 use crate::limits::{RESPONSE_HEAD_BYTES_MAX, RESPONSE_HEADERS_MAX};
 use smallvec::SmallVec;
 
@@ -101,7 +101,7 @@ pub fn parse_response(
     let mut content_length: Option<u64> = None;
     let mut te: Option<Span> = None;
     let mut close = false;
-    let mut keep_alive_token = false;
+    let mut conn = ConnectionTokens::default();
     let mut connection: SmallVec<[Span; 1]> = SmallVec::new();
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
@@ -125,8 +125,7 @@ pub fn parse_response(
                 te = Some(Span::of(buf, value));
             }
             HeaderKind::Connection => {
-                close |= list_contains(value, b"close");
-                keep_alive_token |= list_contains(value, b"keep-alive");
+                conn = conn.merge(ConnectionTokens::read(value));
                 connection.push(Span::of(buf, value));
             }
             _ => {}
@@ -139,14 +138,9 @@ pub fn parse_response(
     }
     // Headers named by Connection are hop-by-hop too; the usual values
     // (`keep-alive`, `close`) name none worth a scan of every header.
-    let names_headers = connection.iter().any(|v| {
-        list_elements(v.get(buf)).any(|t| {
-            !t.is_empty()
-                && !t.eq_ignore_ascii_case(b"keep-alive")
-                && !t.eq_ignore_ascii_case(b"close")
-        })
-    });
-    if names_headers {
+    close |= conn.close;
+    let keep_alive_token = conn.keep_alive;
+    if conn.names_headers {
         for h in headers.iter_mut() {
             if h.kind == HeaderKind::Other {
                 let name = h.name.get(buf);

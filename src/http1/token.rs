@@ -54,6 +54,48 @@ pub fn list_elements(s: &[u8]) -> impl Iterator<Item = &[u8]> {
     s.split(|&b| b == b',').map(trim_ows)
 }
 
+/// What a `Connection` value says, read in one pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionTokens {
+    pub close: bool,
+    pub keep_alive: bool,
+    /// Some token names a header (anything but `close` and `keep-alive`).
+    pub names_headers: bool,
+}
+
+impl ConnectionTokens {
+    pub fn read(value: &[u8]) -> ConnectionTokens {
+        let mut t = ConnectionTokens::default();
+        // Nearly every value is a single `keep-alive` or `close`.
+        if value.eq_ignore_ascii_case(b"keep-alive") {
+            t.keep_alive = true;
+            return t;
+        }
+        if value.eq_ignore_ascii_case(b"close") {
+            t.close = true;
+            return t;
+        }
+        for e in list_elements(value) {
+            if e.eq_ignore_ascii_case(b"keep-alive") {
+                t.keep_alive = true;
+            } else if e.eq_ignore_ascii_case(b"close") {
+                t.close = true;
+            } else if !e.is_empty() {
+                t.names_headers = true;
+            }
+        }
+        t
+    }
+
+    pub fn merge(self, o: ConnectionTokens) -> ConnectionTokens {
+        ConnectionTokens {
+            close: self.close | o.close,
+            keep_alive: self.keep_alive | o.keep_alive,
+            names_headers: self.names_headers | o.names_headers,
+        }
+    }
+}
+
 /// True when `name` (ASCII case-insensitive) is among the tokens of a
 /// `Connection`-style list value.
 pub fn list_contains(value: &[u8], name: &[u8]) -> bool {
@@ -70,6 +112,10 @@ mod tests {
         assert_eq!(v, vec![&b"a"[..], b"b", b"", b"c"]);
         assert!(list_contains(b"keep-alive, Close", b"close"));
         assert!(!list_contains(b"closed", b"close"));
+        let t = ConnectionTokens::read(b"Keep-Alive , x-trace");
+        assert!(t.keep_alive && !t.close && t.names_headers);
+        let t = ConnectionTokens::read(b"close,");
+        assert!(t.close && !t.keep_alive && !t.names_headers);
         assert_eq!(trim_ows(b"  "), b"");
     }
 }

@@ -7,15 +7,16 @@
 //! operation into the wrapper, about 1,900 instructions of a proxied
 //! request's 15,300 under callgrind (four operations each). A connection
 //! task has one operation in flight at a time, so it needs one timer: a
-//! [`Deadline`] owns a single wheel entry for the life of the connection
-//! and moves it per operation. The wheel (monoio's, from tokio) moves an
-//! entry to a later deadline lazily: it only updates the entry, and when the
-//! old slot comes up the entry is re-filed, never woken early. Operations
-//! that follow one another with the same limit always push the deadline
-//! later, so in steady state an operation costs a clock read and that
-//! update; only a limit shorter than the one before touches the wheel.
-//! (nginx's `ngx_add_timer` saves work the same way: it leaves a timer in
-//! place when the new expiry is close to the old, `NGX_TIMER_LAZY_DELAY`.)
+//! [`Deadline`] owns a single wheel entry for the life of the connection.
+//! An operation whose deadline is later than the armed one leaves the entry
+//! alone; if the entry fires first, the woken operation finds its own
+//! deadline still ahead and re-arms for it. Only a deadline earlier than
+//! the armed one moves the entry at once. Operations that follow one
+//! another with the same limit always push the deadline later, so in steady
+//! state an operation costs a comparison, and a busy connection pays one
+//! early wake-up per limit's length (seconds). nginx's `ngx_add_timer`
+//! saves work the same way: it leaves a timer in place when the new expiry
+//! is close to the old (`NGX_TIMER_LAZY_DELAY`).
 //!
 //! An idle keep-alive read also ends when the shard drains. monoio's
 //! cancelable reads hash every operation into and out of a set (SipHash,
@@ -42,6 +43,8 @@ pub enum Stopped {
 /// A connection's single timer entry.
 pub struct Deadline {
     sleep: Pin<Box<Sleep>>,
+    /// Where the entry is set; at or before every running deadline.
+    armed: Instant,
 }
 
 /// Where a deadline starts when no operation is running: far enough away
@@ -58,31 +61,56 @@ impl Deadline {
     /// Must be called on a monoio runtime with its timer enabled. The entry
     /// joins the wheel on first use.
     pub fn new() -> Deadline {
-        Deadline {
-            sleep: Box::pin(monoio::time::sleep(PARKED)),
-        }
+        let sleep = Box::pin(monoio::time::sleep(PARKED));
+        let armed = sleep.deadline();
+        Deadline { sleep, armed }
     }
 
     /// `dur` from now (saturating far in the future).
     pub fn after(dur: Duration) -> Instant {
-        let now = Instant::now();
+        Deadline::after_from(Instant::now(), dur)
+    }
+
+    /// `dur` from `now`, a clock reading the caller already has.
+    pub fn after_from(now: Instant, dur: Duration) -> Instant {
         now.checked_add(dur).unwrap_or_else(|| now + PARKED)
+    }
+
+    fn arm(&mut self, at: Instant) {
+        if at < self.armed {
+            self.sleep.as_mut().reset(at);
+            self.armed = at;
+        }
+    }
+
+    /// Polls the entry for an operation due at `at`: ready when `at` has
+    /// passed; an entry that fired for an earlier deadline is re-armed.
+    fn poll_expired(&mut self, at: Instant, cx: &mut std::task::Context<'_>) -> bool {
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if at <= self.armed || at <= Instant::now() {
+                return true;
+            }
+            self.sleep.as_mut().reset(at);
+            self.armed = at;
+        }
     }
 
     /// Runs `fut` until it finishes or `at` passes; dropping `fut` on a
     /// timeout cancels its operation.
     pub async fn run<F: Future>(&mut self, at: Instant, fut: F) -> Result<F::Output, Stopped> {
-        self.sleep.as_mut().reset(at);
+        self.arm(at);
         let mut fut = std::pin::pin!(fut);
-        let sleep = &mut self.sleep;
         std::future::poll_fn(|cx| {
             if let Poll::Ready(v) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Ok(v));
             }
-            match sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(Stopped::TimedOut)),
-                Poll::Pending => Poll::Pending,
+            if self.poll_expired(at, cx) {
+                return Poll::Ready(Err(Stopped::TimedOut));
             }
+            Poll::Pending
         })
         .await
     }
@@ -99,9 +127,8 @@ impl Deadline {
         if idle.draining.get() {
             return Err(Stopped::Drained);
         }
-        self.sleep.as_mut().reset(at);
+        self.arm(at);
         let mut fut = std::pin::pin!(fut);
-        let sleep = &mut self.sleep;
         std::future::poll_fn(|cx| {
             if idle.draining.get() {
                 return Poll::Ready(Err(Stopped::Drained));
@@ -109,7 +136,7 @@ impl Deadline {
             if let Poll::Ready(v) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Ok(v));
             }
-            if let Poll::Ready(()) = sleep.as_mut().poll(cx) {
+            if self.poll_expired(at, cx) {
                 return Poll::Ready(Err(Stopped::TimedOut));
             }
             idle.park(slot, cx.waker());

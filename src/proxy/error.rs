@@ -151,7 +151,7 @@ pub fn write_error_response(e: &ProxyError, close: bool, out: &mut Vec<u8>) {
     let r = response_for(e);
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(out, u64::from(r.status));
+    push_status(out, r.status);
     out.push(b' ');
     out.extend_from_slice(r.reason.as_bytes());
     out.extend_from_slice(b"\r\nl5d-err: ");
@@ -183,6 +183,16 @@ pub fn url_encode(s: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Appends a decimal number without allocating.
+/// A status code's three digits (the parsers accept only 100-999).
+pub fn push_status(out: &mut Vec<u8>, s: u16) {
+    let s = s.min(999);
+    out.extend_from_slice(&[
+        b'0' + (s / 100) as u8,
+        b'0' + (s / 10 % 10) as u8,
+        b'0' + (s % 10) as u8,
+    ]);
+}
+
 pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();

@@ -5,7 +5,7 @@
 //! from what the proxy will actually send, `Via` gets our entry, and the
 //! `l5d-*` headers follow the listener's trust mode.
 
-use super::error::push_u64;
+use super::error::{push_status, push_u64};
 use super::route::Routed;
 use crate::config::Trust;
 use crate::http1::request::{BodyFraming, HeaderKind, RequestHead, VIA_PSEUDONYM};
@@ -174,7 +174,7 @@ pub fn response_head(
 ) {
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(out, u64::from(resp.status));
+    push_status(out, resp.status);
     out.push(b' ');
     out.extend_from_slice(resp.reason.get(ubuf));
     out.extend_from_slice(b"\r\n");

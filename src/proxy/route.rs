@@ -77,6 +77,9 @@ pub struct RouteEntry {
     pub leaves: Vec<RouteLeaf>,
     /// Cumulative selection probability per leaf (weighted unions).
     pub cumulative: Vec<f64>,
+    /// This name's metrics series on the listener, found on first use so
+    /// that a request does not look it up by name.
+    pub name_metrics: std::cell::OnceCell<Arc<crate::telemetry::NameMetrics>>,
 }
 
 impl RouteEntry {
@@ -97,6 +100,7 @@ impl RouteEntry {
             ctx_dtab,
             leaves: Vec::new(),
             cumulative: Vec::new(),
+            name_metrics: std::cell::OnceCell::new(),
         };
         match bound {
             Lookup::Ok(tree) => {

@@ -412,13 +412,13 @@ fn record(
     if let Some(k) = failure {
         m.failures.0[failure_index(k)].inc();
     }
-    if let Some(e) = &rec.entry
-        && let Ok(name) = std::str::from_utf8(&e.service)
-    {
-        lis.names.name(m, name, |n| {
-            n.requests.inc();
-            n.latency.record_us(us);
+    if let Some(e) = &rec.entry {
+        let n = e.name_metrics.get_or_init(|| {
+            let name = String::from_utf8_lossy(&e.service);
+            lis.names.series(m, &name)
         });
+        n.requests.inc();
+        n.latency.record_us(us);
     }
     if let Some(addr) = rec.endpoint {
         lis.endpoints.endpoint(m, addr, |n| {
