@@ -15,8 +15,8 @@
 //! `l5d-dtab` header out.
 
 use switchyard::config::{Config, Trust};
-use switchyard::http1::request::parse_request;
-use switchyard::http1::response::parse_response;
+use switchyard::http1::request::{RequestHead, parse_request_into};
+use switchyard::http1::response::{ResponseHead, parse_response_into};
 use switchyard::proxy::rewrite::{self, ClientFraming};
 use switchyard::proxy::route::{Outstanding, Rng, RouteCache, RouteCx, route};
 use switchyard::routing::GlobalNamer;
@@ -58,17 +58,25 @@ fn main() {
     let peer = "127.0.0.1".parse().expect("ip");
     let mut out = Vec::with_capacity(2048);
     let mut total = 0usize;
+    // As a connection does: each head parsed into the same one.
+    let mut head = RequestHead::default();
+    let mut resp = ResponseHead::default();
     for _ in 0..n {
         let mut scanned = 0;
-        let head = parse_request(std::hint::black_box(request), &mut scanned, &router.limits)
-            .expect("valid")
-            .expect("complete");
+        let complete = parse_request_into(
+            std::hint::black_box(request),
+            &mut scanned,
+            &router.limits,
+            &mut head,
+        )
+        .expect("valid");
+        assert!(complete);
         let routed = route(&cx, peer, &head, request, &mut rng).expect("routed");
         rewrite::request_head(&head, request, &routed, Trust::Mesh, peer, &mut out);
         total += out.len();
-        let resp = parse_response(std::hint::black_box(response), false)
-            .expect("valid")
-            .expect("complete");
+        let complete =
+            parse_response_into(std::hint::black_box(response), false, &mut resp).expect("valid");
+        assert!(complete);
         rewrite::response_head(
             &resp,
             response,

@@ -52,15 +52,16 @@ pub struct Header {
 }
 
 /// How the request body is delimited (RFC 9112 §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BodyFraming {
+    #[default]
     None,
     Length(u64),
     Chunked,
 }
 
 /// A parsed, validated request head: offsets into the buffer it came from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RequestHead {
     /// Bytes of the head, blank line included; the body starts here.
     pub head_len: usize,
@@ -188,6 +189,20 @@ pub fn parse_request(
     scanned: &mut usize,
     limits: &RequestLimits,
 ) -> Result<Option<RequestHead>, HeadError> {
+    let mut head = RequestHead::default();
+    Ok(parse_request_into(buf, scanned, limits, &mut head)?.then_some(head))
+}
+
+/// [`parse_request`] into a head the caller keeps: a connection parses
+/// every request into the same one, so the head (with its inline header
+/// array) is not moved through the callers on each request. `Ok(false)`:
+/// need more bytes. `out` is only meaningful after `Ok(true)`.
+pub fn parse_request_into(
+    buf: &[u8],
+    scanned: &mut usize,
+    limits: &RequestLimits,
+    out: &mut RequestHead,
+) -> Result<bool, HeadError> {
     let end = match find_head_end(buf, scanned)? {
         Some(end) if end > limits.head_bytes_max => {
             return Err(err(HeadErrorKind::HeadTooLarge, "request head too large"));
@@ -203,7 +218,7 @@ pub fn parse_request(
             {
                 return Err(err(HeadErrorKind::UriTooLong, "request target too long"));
             }
-            return Ok(None);
+            return Ok(false);
         }
     };
     let head = &buf[..end];
@@ -286,7 +301,8 @@ pub fn parse_request(
         return Err(bad("invalid request target"));
     };
 
-    let mut headers: SmallVec<[Header; 16]> = SmallVec::with_capacity(req.headers.len());
+    let headers = &mut out.headers;
+    headers.clear();
     let mut host: Option<Span> = None;
     let mut host_count = 0usize;
     let mut content_length: Option<u64> = None;
@@ -450,19 +466,17 @@ pub fn parse_request(
     } else {
         !close
     };
-    Ok(Some(RequestHead {
-        head_len: end,
-        method: Span::of(buf, method_b),
-        target: target_span,
-        path,
-        authority,
-        minor,
-        headers,
-        framing,
-        keep_alive,
-        expect_continue,
-        host: authority.or(host),
-    }))
+    out.head_len = end;
+    out.method = Span::of(buf, method_b);
+    out.target = target_span;
+    out.path = path;
+    out.authority = authority;
+    out.minor = minor;
+    out.framing = framing;
+    out.keep_alive = keep_alive;
+    out.expect_continue = expect_continue;
+    out.host = authority.or(host);
+    Ok(true)
 }
 
 /// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), refusing lists, signs, and

@@ -8,9 +8,10 @@ use crate::limits::{RESPONSE_HEAD_BYTES_MAX, RESPONSE_HEADERS_MAX};
 use smallvec::SmallVec;
 
 /// How a response body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ResponseFraming {
     /// No body: HEAD, 1xx, 204, 304, or `Content-Length: 0`.
+    #[default]
     None,
     Length(u64),
     Chunked,
@@ -26,7 +27,7 @@ pub struct ResponseHeader {
 }
 
 /// A parsed response head.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ResponseHead {
     pub head_len: usize,
     pub status: u16,
@@ -56,6 +57,18 @@ pub fn parse_response(
     buf: &[u8],
     request_was_head: bool,
 ) -> Result<Option<ResponseHead>, ResponseError> {
+    let mut head = ResponseHead::default();
+    Ok(parse_response_into(buf, request_was_head, &mut head)?.then_some(head))
+}
+
+/// [`parse_response`] into a head the caller keeps (see
+/// [`crate::http1::request::parse_request_into`]). `Ok(false)`: need more
+/// bytes. `out` is only meaningful after `Ok(true)`.
+pub fn parse_response_into(
+    buf: &[u8],
+    request_was_head: bool,
+    out: &mut ResponseHead,
+) -> Result<bool, ResponseError> {
     // Uninitialised slots: zeroing 128 headers (4 KiB) per parse cost more
     // than parsing a typical response head.
     let mut raw =
@@ -69,7 +82,7 @@ pub fn parse_response(
             if buf.len() > RESPONSE_HEAD_BYTES_MAX {
                 return Err(ResponseError("upstream response head too large"));
             }
-            return Ok(None);
+            return Ok(false);
         }
         Err(_) => return Err(ResponseError("malformed upstream response head")),
     };
@@ -97,7 +110,8 @@ pub fn parse_response(
     } else {
         Span::default()
     };
-    let mut headers: SmallVec<[ResponseHeader; 16]> = SmallVec::with_capacity(resp.headers.len());
+    let headers = &mut out.headers;
+    headers.clear();
     let mut content_length: Option<u64> = None;
     let mut te: Option<Span> = None;
     let mut close = false;
@@ -182,15 +196,13 @@ pub fn parse_response(
             }
         }
     };
-    Ok(Some(ResponseHead {
-        head_len,
-        status,
-        reason,
-        minor,
-        headers,
-        framing,
-        reusable,
-    }))
+    out.head_len = head_len;
+    out.status = status;
+    out.reason = reason;
+    out.minor = minor;
+    out.framing = framing;
+    out.reusable = reusable;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use super::route::{Outstanding, Rng, RouteCache, RouteCx, RouteEntry, route};
 use crate::config::{Router, Server};
 use crate::discovery::Published;
 use crate::http1::chunked::{ChunkedDecoder, ChunkedEvent};
-use crate::http1::request::{BodyFraming, RequestHead, parse_request};
-use crate::http1::response::{ResponseFraming, ResponseHead, parse_response};
+use crate::http1::request::{BodyFraming, RequestHead, parse_request_into};
+use crate::http1::response::{ResponseFraming, ResponseHead, parse_response_into};
 use crate::limits::{COALESCE_BODY_BYTES_MAX, READ_BUFFER_BYTES};
 use crate::routing::GlobalNamer;
 use crate::routing::snapshot::Snapshot;
@@ -219,6 +219,8 @@ struct Client {
     /// The one timer of this connection's task, for both of its sides.
     deadline: Deadline,
     idle_slot: IdleSlot,
+    /// The current response head, parsed in place.
+    resp: ResponseHead,
 }
 
 /// Serves one client connection until it closes, fails, times out, or the
@@ -237,16 +239,19 @@ pub async fn serve_connection(
         peer,
         deadline: Deadline::new(),
         idle_slot: shard.idle.register(),
+        resp: ResponseHead::default(),
     };
     serve(&mut c, &shard, &lis).await;
     shard.idle.release(c.idle_slot);
 }
 
 async fn serve(c: &mut Client, shard: &ShardCx, lis: &ListenerCx) {
+    // Every request of the connection is parsed into this one head.
+    let mut head = RequestHead::default();
     loop {
-        let head = match read_head(c, lis, shard).await {
-            Ok(Some(h)) => h,
-            Ok(None) => return,
+        match read_head(c, lis, shard, &mut head).await {
+            Ok(true) => {}
+            Ok(false) => return,
             Err(e) => {
                 if let Some(log) = &lis.access_log {
                     let mut line = access_line_start(c.peer, None, &c.buf);
@@ -434,12 +439,14 @@ async fn respond_error(c: &mut Client, e: &ProxyError, close: bool, lis: &Listen
     let _ = write_vec(&mut c.stream, &mut c.out, &mut c.deadline, at).await;
 }
 
-/// The `read_head` phase. `Ok(None)`: the client closed or went idle.
+/// The `read_head` phase, into `head`. `Ok(false)`: the client closed or
+/// went idle.
 async fn read_head(
     c: &mut Client,
     lis: &ListenerCx,
     shard: &ShardCx,
-) -> Result<Option<RequestHead>, ProxyError> {
+    head: &mut RequestHead,
+) -> Result<bool, ProxyError> {
     let t = &lis.router.timeouts;
     let mut scanned = 0;
     // The header deadline runs from the first byte of the request and is
@@ -448,8 +455,8 @@ async fn read_head(
     let mut deadline: Option<Instant> = None;
     loop {
         if !c.buf.is_empty() {
-            if let Some(h) = parse_request(&c.buf, &mut scanned, &lis.router.limits)? {
-                return Ok(Some(h));
+            if parse_request_into(&c.buf, &mut scanned, &lis.router.limits, head)? {
+                return Ok(true);
             }
             deadline.get_or_insert_with(|| Deadline::after(t.header_read));
         }
@@ -468,7 +475,7 @@ async fn read_head(
             }
             // Idle keep-alive connections and clients that leave are not
             // errors.
-            Err(_) => return Ok(None),
+            Err(_) => return Ok(false),
         }
     }
 }
@@ -617,14 +624,16 @@ async fn exchange(
 
     let mut body_sent = !has_body;
     let mut client_body_consumed = !has_body;
-    let mut early: Option<ResponseHead> = None;
+    // The response head is parsed into the connection's own, in place.
+    let mut early = false;
     if has_body && head.expect_continue {
         // Relay the upstream's 100 Continue, or its final answer without
         // sending the body (RFC 9110 §10.1.1); an upstream that says neither
         // within the expect-continue timeout gets the body anyway.
-        match read_response_head(&mut up, is_head, &mut c.deadline, t.expect_continue).await {
-            Ok(r) if r.status == 100 => {
-                up.buf.drain(..r.head_len);
+        let dur = t.expect_continue;
+        match read_response_head(&mut up, is_head, &mut c.deadline, dur, &mut c.resp).await {
+            Ok(()) if c.resp.status == 100 => {
+                up.buf.drain(..c.resp.head_len);
                 c.out.clear();
                 c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                 let at = Deadline::after(t.body_idle);
@@ -632,12 +641,12 @@ async fn exchange(
                     .await
                     .map_err(|()| Abort::Close)?;
             }
-            Ok(r) => early = Some(r),
+            Ok(()) => early = true,
             Err(e) if e.kind == ErrorKind::ResponseTimeout && up.buf.is_empty() => {}
             Err(e) => return Err(Abort::Respond(e, true)),
         }
     }
-    if early.is_none() && has_body {
+    if !early && has_body {
         let sent = match head.framing {
             BodyFraming::Length(n) => forward_length(
                 &mut c.stream,
@@ -684,13 +693,12 @@ async fn exchange(
     }
 
     let mut retried = false;
-    let resp = match early {
-        Some(r) => r,
-        None => loop {
-            let r = match read_response_head(&mut up, is_head, &mut c.deadline, t.response_head)
-                .await
-            {
-                Ok(r) => r,
+    // (An early response is already in hand.)
+    if !early {
+        loop {
+            let dur = t.response_head;
+            match read_response_head(&mut up, is_head, &mut c.deadline, dur, &mut c.resp).await {
+                Ok(()) => {}
                 // A reused connection that closed before answering was
                 // stale (the upstream closed it while idle and our write
                 // raced its FIN): a bodiless idempotent request goes once
@@ -720,22 +728,23 @@ async fn exchange(
                     let close = !client_body_consumed;
                     return Err(Abort::Respond(e, close));
                 }
-            };
-            if r.is_interim() {
+            }
+            if c.resp.is_interim() {
                 // Other interim responses (102, 103) are not relayed.
-                up.buf.drain(..r.head_len);
+                up.buf.drain(..c.resp.head_len);
                 continue;
             }
-            break r;
-        },
-    };
-    let framing = rewrite::client_framing(&resp, minor);
+            break;
+        }
+    }
+    let resp = &c.resp;
+    let framing = rewrite::client_framing(resp, minor);
     let close_after = !keep_alive
         || framing == ClientFraming::Close
         || !client_body_consumed
         || shard.draining.get();
     rewrite::response_head(
-        &resp,
+        resp,
         &up.buf,
         framing,
         lis.server.trust,
@@ -896,13 +905,14 @@ async fn read_response_head(
     is_head: bool,
     dl: &mut Deadline,
     dur: Duration,
-) -> Result<ResponseHead, ProxyError> {
+    out: &mut ResponseHead,
+) -> Result<(), ProxyError> {
     let at = Deadline::after(dur);
     loop {
         if !up.buf.is_empty() {
-            match parse_response(&up.buf, is_head) {
-                Ok(Some(r)) => return Ok(r),
-                Ok(None) => {}
+            match parse_response_into(&up.buf, is_head, out) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
                 Err(e) => {
                     return Err(ProxyError::new(
                         ErrorKind::BadResponse,
