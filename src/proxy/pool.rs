@@ -9,6 +9,7 @@
 use super::error::{ErrorKind, ProxyError, Side};
 use crate::limits::{POOL_IDLE_PER_ENDPOINT_MAX, POOL_PEEK_AFTER, READ_BUFFER_BYTES};
 use monoio::net::TcpStream;
+use monoio::time::Instant;
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -23,8 +24,8 @@ pub struct UpConn {
     /// Whether it came from the pool (a failure before any response byte
     /// may then be a stale connection rather than a dead endpoint).
     pub reused: bool,
-    /// When it last went back into the pool.
-    idle_since: std::time::Instant,
+    /// When it last went back into the pool (or a little before).
+    idle_since: Instant,
     /// Set by the caller when the exchange it finished sent a request body:
     /// an upstream may have answered without reading it (and then reads it
     /// as a request), so the connection is peeked before any reuse, however
@@ -41,11 +42,13 @@ pub struct Pool {
 
 impl Pool {
     /// An idle connection to `addr` that is still open, if any.
-    pub fn take(&self, addr: SocketAddr) -> Option<UpConn> {
+    /// `now`: a recent clock reading.
+    pub fn take(&self, addr: SocketAddr, now: Instant) -> Option<UpConn> {
         let mut idle = self.idle.borrow_mut();
         let conns = idle.get_mut(&addr)?;
         while let Some(mut c) = conns.pop() {
-            let fresh = !c.sent_body && c.idle_since.elapsed() < POOL_PEEK_AFTER;
+            let fresh =
+                !c.sent_body && now.saturating_duration_since(c.idle_since) < POOL_PEEK_AFTER;
             if fresh || peer_still_open(&c.stream) {
                 c.reused = true;
                 return Some(c);
@@ -55,13 +58,14 @@ impl Pool {
     }
 
     /// Returns a connection after a complete, clean exchange.
-    pub fn put(&self, mut conn: UpConn) {
+    /// `now`: a clock reading from no later than the exchange's end.
+    pub fn put(&self, mut conn: UpConn, now: Instant) {
         if !conn.buf.is_empty() {
             // Bytes after a complete response: the upstream is confused.
             return;
         }
         conn.reused = false;
-        conn.idle_since = std::time::Instant::now();
+        conn.idle_since = now;
         let mut idle = self.idle.borrow_mut();
         let conns = idle.entry(conn.addr).or_default();
         if conns.len() < POOL_IDLE_PER_ENDPOINT_MAX {
@@ -93,7 +97,7 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<UpConn, Prox
                 buf: Vec::with_capacity(READ_BUFFER_BYTES),
                 addr,
                 reused: false,
-                idle_since: std::time::Instant::now(),
+                idle_since: Instant::now(),
                 sent_body: false,
             })
         }

@@ -12,6 +12,9 @@ use crate::http1::request::{BodyFraming, HeaderKind, RequestHead, VIA_PSEUDONYM}
 use crate::http1::response::{ResponseFraming, ResponseHead};
 use std::net::IpAddr;
 
+/// Our `Via` line for an HTTP/1.1 request that came without one.
+const VIA_1_1: &[u8] = b"Via: 1.1 switchyard\r\n";
+
 /// Writes the upstream request head into `out` (cleared first).
 pub fn request_head(
     head: &RequestHead,
@@ -96,34 +99,20 @@ pub fn request_head(
     }
     // Via: what came in, then us (RFC 9110 §7.6.3), with the protocol the
     // request arrived in.
-    out.extend_from_slice(b"Via: ");
-    if via_lines > 0 {
+    if via_lines == 0 && head.minor == 1 {
+        out.extend_from_slice(VIA_1_1);
+    } else {
+        out.extend_from_slice(b"Via: ");
         for h in head.headers.iter().filter(|h| h.kind == HeaderKind::Via) {
             out.extend_from_slice(h.value.get(buf));
             out.extend_from_slice(b", ");
         }
-    }
-    out.extend_from_slice(if head.minor == 0 { b"1.0 " } else { b"1.1 " });
-    out.extend_from_slice(VIA_PSEUDONYM);
-    out.extend_from_slice(b"\r\n");
-    if let Some(ctx) = &routed.entry.ctx_dtab {
-        // The merged override travels on, printed canonically, so every
-        // later hop binds with it (linkerd's Dtab ClientFilter).
-        out.extend_from_slice(b"l5d-ctx-dtab: ");
-        out.extend_from_slice(ctx);
+        out.extend_from_slice(if head.minor == 0 { b"1.0 " } else { b"1.1 " });
+        out.extend_from_slice(VIA_PSEUDONYM);
         out.extend_from_slice(b"\r\n");
     }
-    let leaf = routed.leaf();
-    out.extend_from_slice(b"l5d-dst-service: ");
-    out.extend_from_slice(&routed.entry.service);
-    out.extend_from_slice(b"\r\nl5d-dst-client: ");
-    out.extend_from_slice(&leaf.client);
-    out.extend_from_slice(b"\r\n");
-    if let Some(r) = &leaf.residual {
-        out.extend_from_slice(b"l5d-dst-residual: ");
-        out.extend_from_slice(r);
-        out.extend_from_slice(b"\r\n");
-    }
+    // l5d-ctx-dtab and l5d-dst-*, rendered when the route was bound.
+    out.extend_from_slice(&routed.leaf().headers);
     // A fresh id per request, as linkerd's l5d-reqid (a trace span id).
     out.extend_from_slice(b"l5d-reqid: ");
     push_hex16(out, routed.request_id);
@@ -276,6 +265,14 @@ fn push_hex16(out: &mut Vec<u8>, n: u64) {
 mod tests {
     use super::*;
     use crate::http1::response::parse_response;
+
+    #[test]
+    fn via_line_names_us() {
+        let mut want = b"Via: 1.1 ".to_vec();
+        want.extend_from_slice(VIA_PSEUDONYM);
+        want.extend_from_slice(b"\r\n");
+        assert_eq!(VIA_1_1, &want[..]);
+    }
 
     fn rewritten(raw: &[u8]) -> String {
         let resp = parse_response(raw, false).unwrap().unwrap();

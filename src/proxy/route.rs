@@ -53,10 +53,10 @@ impl identify::RequestHead for HeadView<'_> {
 #[derive(Debug)]
 pub struct RouteLeaf {
     pub id: Path,
-    /// `l5d-dst-client`.
-    pub client: Box<[u8]>,
-    /// `l5d-dst-residual`, when there is a residual.
-    pub residual: Option<Box<[u8]>>,
+    /// The routing header lines a request on this leaf carries upstream,
+    /// rendered once: `l5d-ctx-dtab` (with an override), `l5d-dst-service`,
+    /// `l5d-dst-client` and `l5d-dst-residual` (when there is one).
+    pub headers: Box<[u8]>,
     /// Endpoints that do not come from a snapshot namer (`/$/inet`).
     pub fixed: Option<Arc<[Endpoint]>>,
 }
@@ -105,7 +105,11 @@ impl RouteEntry {
         match bound {
             Lookup::Ok(tree) => {
                 let mut probs = Vec::new();
-                collect_leaves(&tree, 1.0, &mut e.leaves, &mut probs);
+                let lines = LeafLines {
+                    ctx_dtab: e.ctx_dtab.as_deref(),
+                    service: &e.service,
+                };
+                collect_leaves(&tree, 1.0, &lines, &mut e.leaves, &mut probs);
                 if e.leaves.is_empty() {
                     e.outcome = Err(ProxyError::new(
                         ErrorKind::NoRoute,
@@ -156,26 +160,49 @@ impl RouteEntry {
     }
 }
 
+/// What every leaf's header lines share.
+struct LeafLines<'a> {
+    ctx_dtab: Option<&'a [u8]>,
+    service: &'a [u8],
+}
+
 /// Flattens a bound tree into leaves and their selection probabilities: a
 /// union picks a member by weight, recursively, as Finagle's `Drv` did.
-fn collect_leaves(t: &BoundTree, p: f64, leaves: &mut Vec<RouteLeaf>, probs: &mut Vec<f64>) {
+fn collect_leaves(
+    t: &BoundTree,
+    p: f64,
+    lines: &LeafLines<'_>,
+    leaves: &mut Vec<RouteLeaf>,
+    probs: &mut Vec<f64>,
+) {
     match t {
         NameTree::Leaf(l) => {
-            let mut client = Vec::new();
-            l.bound.id.show_to_bytes(&mut client);
-            let residual = (!l.bound.residual.is_empty()).then(|| {
-                let mut r = Vec::new();
-                l.bound.residual.show_to_bytes(&mut r);
-                r.into_boxed_slice()
-            });
+            let mut h = Vec::new();
+            if let Some(ctx) = lines.ctx_dtab {
+                // The merged override travels on, printed canonically, so
+                // every later hop binds with it (linkerd's Dtab
+                // ClientFilter).
+                h.extend_from_slice(b"l5d-ctx-dtab: ");
+                h.extend_from_slice(ctx);
+                h.extend_from_slice(b"\r\n");
+            }
+            h.extend_from_slice(b"l5d-dst-service: ");
+            h.extend_from_slice(lines.service);
+            h.extend_from_slice(b"\r\nl5d-dst-client: ");
+            l.bound.id.show_to_bytes(&mut h);
+            h.extend_from_slice(b"\r\n");
+            if !l.bound.residual.is_empty() {
+                h.extend_from_slice(b"l5d-dst-residual: ");
+                l.bound.residual.show_to_bytes(&mut h);
+                h.extend_from_slice(b"\r\n");
+            }
             let fixed = match &l.bound.addr {
                 Addr::Bound(eps) if l.bound.id.elem(0) == Some(b"$") => Some(eps.clone()),
                 _ => None,
             };
             leaves.push(RouteLeaf {
                 id: l.bound.id.clone(),
-                client: client.into_boxed_slice(),
-                residual,
+                headers: h.into_boxed_slice(),
                 fixed,
             });
             probs.push(p);
@@ -188,7 +215,7 @@ fn collect_leaves(t: &BoundTree, p: f64, leaves: &mut Vec<RouteLeaf>, probs: &mu
                 } else {
                     1.0 / ws.len() as f64
                 };
-                collect_leaves(&w.tree, p * share, leaves, probs);
+                collect_leaves(&w.tree, p * share, lines, leaves, probs);
             }
         }
         // A bound tree has no Alt; Neg, Fail and Empty have no endpoint.
@@ -306,7 +333,7 @@ pub fn route(
     let mut override_bytes = 0usize;
     let mut key = cx.cache.key.borrow_mut();
     key.clear();
-    name.show_to_bytes(&mut key);
+    name.key_to_bytes(&mut key);
     for kind in overrides {
         key.push(0);
         for h in head.headers.iter().filter(|h| h.kind == *kind) {
@@ -415,6 +442,10 @@ pub fn route(
     })
 }
 
+/// Endpoints whose in-flight count a shard keeps before it drops the idle
+/// ones.
+pub const OUTSTANDING_ENDPOINTS_MAX: usize = 4096;
+
 /// Requests in flight per endpoint on this shard, for power-of-two-choices.
 #[derive(Default)]
 pub struct Outstanding {
@@ -427,17 +458,28 @@ impl Outstanding {
     }
 
     pub fn start(&self, a: SocketAddr) {
-        *self.counts.borrow_mut().entry(a).or_insert(0) += 1;
+        let mut c = self.counts.borrow_mut();
+        if let Some(n) = c.get_mut(&a) {
+            *n += 1;
+            return;
+        }
+        // Idle endpoints keep their zero (no removal and re-insertion per
+        // request); the zeros go when the table grows past its bound.
+        if c.len() >= OUTSTANDING_ENDPOINTS_MAX {
+            c.retain(|_, n| *n > 0);
+        }
+        c.insert(a, 1);
     }
 
     pub fn finish(&self, a: SocketAddr) {
-        let mut c = self.counts.borrow_mut();
-        if let Some(n) = c.get_mut(&a) {
+        if let Some(n) = self.counts.borrow_mut().get_mut(&a) {
             *n = n.saturating_sub(1);
-            if *n == 0 {
-                c.remove(&a);
-            }
         }
+    }
+
+    /// Endpoints in the table (some may have nothing in flight).
+    pub fn tracked(&self) -> usize {
+        self.counts.borrow().len()
     }
 }
 
@@ -594,5 +636,36 @@ impl Rng {
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_counts_stay_bounded() {
+        let o = Outstanding::default();
+        let a: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        o.start(a);
+        o.start(a);
+        assert_eq!(o.get(a), 2);
+        o.finish(a);
+        o.finish(a);
+        o.finish(a);
+        assert_eq!(o.get(a), 0, "never below zero");
+        // Idle endpoints stay until the table is full, then only the busy
+        // ones survive.
+        let busy = SocketAddr::from((7u32.to_be_bytes(), 8080));
+        for i in 0..2 * OUTSTANDING_ENDPOINTS_MAX as u32 {
+            let e = SocketAddr::from((i.to_be_bytes(), 8080));
+            o.start(e);
+            if e != busy {
+                o.finish(e);
+            }
+            assert!(o.tracked() <= OUTSTANDING_ENDPOINTS_MAX);
+        }
+        assert!(o.tracked() < OUTSTANDING_ENDPOINTS_MAX, "idle ones pruned");
+        assert_eq!(o.get(busy), 1, "the busy endpoint kept its count");
     }
 }

@@ -271,7 +271,8 @@ async fn serve(c: &mut Client, shard: &ShardCx, lis: &ListenerCx) {
                 .map(|_| access_line_start(c.peer, Some(&head), &c.buf)),
             ..ExchangeRecord::default()
         };
-        let outcome = exchange(c, &head, shard, lis, &mut rec).await;
+        let now = Instant::from_std(started);
+        let outcome = exchange(c, &head, shard, lis, &mut rec, now).await;
         let failure = match &outcome {
             Err(Abort::Respond(e, _)) => {
                 rec.status = response_for(e).status;
@@ -496,11 +497,16 @@ async fn exchange(
     shard: &ShardCx,
     lis: &ListenerCx,
     rec: &mut ExchangeRecord,
+    // The clock when the head was in hand: deadlines of the steps that
+    // follow without waiting start from it rather than from a clock read
+    // of their own.
+    mut now: Instant,
 ) -> Result<bool, Abort> {
     let t = lis.router.timeouts;
     let has_body = head.framing != BodyFraming::None;
     shard.refresh();
     let mut binding_deadline = None;
+    let mut binding_waited = false;
     let routed = loop {
         let routed = {
             let mut rng = shard.rng.borrow_mut();
@@ -526,6 +532,7 @@ async fn exchange(
                     break routed;
                 }
                 shard.refresh();
+                binding_waited = true;
             }
             _ => break routed,
         }
@@ -593,16 +600,23 @@ async fn exchange(
     // response), and its connection is not reused for the next request,
     // which it would read after the unread body.
 
-    let mut up = match shard.pool.take(routed.addr) {
+    if binding_waited {
+        now = Instant::now();
+    }
+    let mut up = match shard.pool.take(routed.addr, now) {
         Some(u) => u,
-        None => connect(routed.addr, t.connect)
-            .await
-            .map_err(|e| Abort::Respond(e, has_body))?,
+        None => {
+            let u = connect(routed.addr, t.connect)
+                .await
+                .map_err(|e| Abort::Respond(e, has_body))?;
+            now = Instant::now();
+            u
+        }
     };
     // A pooled connection the peer closed between our check and our write
     // fails the write: the request was never written, so one retry on a
     // fresh connection is safe.
-    let at = Deadline::after(t.body_idle);
+    let at = Deadline::after_from(now, t.body_idle);
     if write_vec(&mut up.stream, &mut c.out, &mut c.deadline, at)
         .await
         .is_err()
@@ -613,7 +627,8 @@ async fn exchange(
         up = connect(routed.addr, t.connect)
             .await
             .map_err(|e| Abort::Respond(e, has_body))?;
-        let at = Deadline::after(t.body_idle);
+        now = Instant::now();
+        let at = Deadline::after_from(now, t.body_idle);
         if write_vec(&mut up.stream, &mut c.out, &mut c.deadline, at)
             .await
             .is_err()
@@ -630,8 +645,8 @@ async fn exchange(
         // Relay the upstream's 100 Continue, or its final answer without
         // sending the body (RFC 9110 §10.1.1); an upstream that says neither
         // within the expect-continue timeout gets the body anyway.
-        let dur = t.expect_continue;
-        match read_response_head(&mut up, is_head, &mut c.deadline, dur, &mut c.resp).await {
+        let at = Deadline::after(t.expect_continue);
+        match read_response_head(&mut up, is_head, &mut c.deadline, at, &mut c.resp).await {
             Ok(()) if c.resp.status == 100 => {
                 up.buf.drain(..c.resp.head_len);
                 c.out.clear();
@@ -696,8 +711,14 @@ async fn exchange(
     // (An early response is already in hand.)
     if !early {
         loop {
-            let dur = t.response_head;
-            match read_response_head(&mut up, is_head, &mut c.deadline, dur, &mut c.resp).await {
+            // From the end of the request: the head's write (just done) or
+            // its body's.
+            let at = if has_body || retried {
+                Deadline::after(t.response_head)
+            } else {
+                Deadline::after_from(now, t.response_head)
+            };
+            match read_response_head(&mut up, is_head, &mut c.deadline, at, &mut c.resp).await {
                 Ok(()) => {}
                 // A reused connection that closed before answering was
                 // stale (the upstream closed it while idle and our write
@@ -764,7 +785,8 @@ async fn exchange(
         up.buf.drain(..k);
         body_with_head = k as u64;
     }
-    let at = Deadline::after(t.body_idle);
+    let now = Instant::now();
+    let at = Deadline::after_from(now, t.body_idle);
     write_vec(&mut c.stream, &mut c.out, &mut c.deadline, at)
         .await
         .map_err(|()| Abort::Close)?;
@@ -826,7 +848,9 @@ async fn exchange(
     }
     if upstream_reusable && !shard.draining.get() {
         up.sent_body = has_body;
-        shard.pool.put(up);
+        // `now` is from before the response went out: the connection looks
+        // idle longer than it is, which errs towards checking it.
+        shard.pool.put(up, now);
     }
     Ok(!close_after)
 }
@@ -904,10 +928,9 @@ async fn read_response_head(
     up: &mut UpConn,
     is_head: bool,
     dl: &mut Deadline,
-    dur: Duration,
+    at: Instant,
     out: &mut ResponseHead,
 ) -> Result<(), ProxyError> {
-    let at = Deadline::after(dur);
     loop {
         if !up.buf.is_empty() {
             match parse_response_into(&up.buf, is_head, out) {
