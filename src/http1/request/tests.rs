@@ -302,3 +302,68 @@ fn a_bare_cr_anywhere_in_a_head_is_refused() {
         );
     }
 }
+
+#[test]
+fn header_names_classify_in_any_case() {
+    // Every name we own, in several spellings, against the byte-wise
+    // ASCII-case-insensitive answer; and near misses of every length.
+    let names: &[(&str, HeaderKind)] = &[
+        ("te", HeaderKind::HopByHop),
+        ("via", HeaderKind::Via),
+        ("host", HeaderKind::Host),
+        ("expect", HeaderKind::Expect),
+        ("trailer", HeaderKind::HopByHop),
+        ("upgrade", HeaderKind::HopByHop),
+        ("l5d-dtab", HeaderKind::L5dDtab),
+        ("forwarded", HeaderKind::Forwarded),
+        ("connection", HeaderKind::Connection),
+        ("keep-alive", HeaderKind::HopByHop),
+        ("dtab-local", HeaderKind::DtabLocal),
+        ("l5d-ctx-dtab", HeaderKind::L5dCtxDtab),
+        ("content-length", HeaderKind::ContentLength),
+        ("proxy-connection", HeaderKind::HopByHop),
+        ("transfer-encoding", HeaderKind::TransferEncoding),
+        ("l5d-ctx-trace", HeaderKind::L5dCtx),
+        ("l5d-reqid", HeaderKind::L5d),
+        ("x-forwarded-for", HeaderKind::Forwarded),
+    ];
+    for (name, kind) in names {
+        let upper = name.to_ascii_uppercase();
+        let mixed: String = name
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        for spelled in [name.to_string(), upper, mixed] {
+            assert_eq!(
+                classify_exact(spelled.as_bytes(), false),
+                *kind,
+                "{spelled}"
+            );
+        }
+        // One byte changed anywhere (a letter's neighbour, or `-` to `.`):
+        // not ours, unless it is still one of our prefixes.
+        for i in 0..name.len() {
+            let mut b = name.as_bytes().to_vec();
+            b[i] = if b[i] == b'-' { b'.' } else { b[i] + 1 };
+            let got = classify_exact(&b, false);
+            let prefixed = b.starts_with(b"l5d-") || b.starts_with(b"x-forwarded-");
+            assert!(
+                got != *kind || prefixed,
+                "{:?} -> {got:?}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+    }
+    assert_eq!(
+        classify_exact(b"Content_Length", true),
+        HeaderKind::ContentLength
+    );
+    assert_eq!(classify_exact(b"Content_Length", false), HeaderKind::Other);
+}
