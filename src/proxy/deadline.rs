@@ -98,11 +98,16 @@ impl Deadline {
         }
     }
 
-    /// Runs `fut` until it finishes or `at` passes; dropping `fut` on a
-    /// timeout cancels its operation.
-    pub async fn run<F: Future>(&mut self, at: Instant, fut: F) -> Result<F::Output, Stopped> {
+    /// Runs `fut` until it finishes or `at` passes; the caller drops `fut`
+    /// on a timeout, which cancels its operation. `fut` is pinned where the
+    /// caller made it: passing the operation itself would copy it into this
+    /// future and again into its pinned place (two `memcpy` calls each).
+    pub async fn run<F: Future>(
+        &mut self,
+        at: Instant,
+        mut fut: Pin<&mut F>,
+    ) -> Result<F::Output, Stopped> {
         self.arm(at);
-        let mut fut = std::pin::pin!(fut);
         std::future::poll_fn(|cx| {
             if let Poll::Ready(v) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Ok(v));
@@ -122,13 +127,12 @@ impl Deadline {
         at: Instant,
         idle: &IdleWakers,
         slot: &IdleSlot,
-        fut: F,
+        mut fut: Pin<&mut F>,
     ) -> Result<F::Output, Stopped> {
         if idle.draining.get() {
             return Err(Stopped::Drained);
         }
         self.arm(at);
-        let mut fut = std::pin::pin!(fut);
         std::future::poll_fn(|cx| {
             if idle.draining.get() {
                 return Poll::Ready(Err(Stopped::Drained));
@@ -232,7 +236,7 @@ mod tests {
             let r = dl
                 .run(
                     Deadline::after(Duration::from_millis(20)),
-                    std::future::pending::<()>(),
+                    std::pin::pin!(std::future::pending::<()>()),
                 )
                 .await;
             assert_eq!(r, Err(Stopped::TimedOut));
@@ -246,12 +250,18 @@ mod tests {
             // A short deadline, met at once; then a later one: the entry must
             // not fire at the first deadline.
             let quick = dl
-                .run(Deadline::after(Duration::from_millis(10)), async {})
+                .run(
+                    Deadline::after(Duration::from_millis(10)),
+                    std::pin::pin!(async {}),
+                )
                 .await;
             assert_eq!(quick, Ok(()));
             let slow_op = monoio::time::sleep(Duration::from_millis(60));
             let r = dl
-                .run(Deadline::after(Duration::from_secs(5)), slow_op)
+                .run(
+                    Deadline::after(Duration::from_secs(5)),
+                    std::pin::pin!(slow_op),
+                )
                 .await;
             assert_eq!(
                 r,
@@ -262,7 +272,7 @@ mod tests {
             let r = dl
                 .run(
                     Deadline::after(Duration::from_millis(20)),
-                    std::future::pending::<()>(),
+                    std::pin::pin!(std::future::pending::<()>()),
                 )
                 .await;
             assert_eq!(r, Err(Stopped::TimedOut));
@@ -270,7 +280,7 @@ mod tests {
             let r = dl
                 .run(
                     Deadline::after(Duration::from_secs(5)),
-                    monoio::time::sleep(Duration::from_millis(30)),
+                    std::pin::pin!(monoio::time::sleep(Duration::from_millis(30))),
                 )
                 .await;
             assert_eq!(r, Ok(()));
@@ -289,7 +299,7 @@ mod tests {
                     let mut dl = Deadline::new();
                     let far = Deadline::after(Duration::from_secs(60));
                     let r = dl
-                        .run_idle(far, &idle, &a, std::future::pending::<()>())
+                        .run_idle(far, &idle, &a, std::pin::pin!(std::future::pending::<()>()))
                         .await;
                     idle.release(a);
                     r
@@ -303,14 +313,14 @@ mod tests {
             let busy = dl
                 .run(
                     Deadline::after(Duration::from_secs(5)),
-                    monoio::time::sleep(Duration::from_millis(10)),
+                    std::pin::pin!(monoio::time::sleep(Duration::from_millis(10))),
                 )
                 .await;
             assert_eq!(busy, Ok(()));
             // An idle wait that starts after the drain ends at once.
             let far = Deadline::after(Duration::from_secs(60));
             let late = dl
-                .run_idle(far, &idle, &b, std::future::pending::<()>())
+                .run_idle(far, &idle, &b, std::pin::pin!(std::future::pending::<()>()))
                 .await;
             assert_eq!(late, Err(Stopped::Drained));
             idle.release(b);

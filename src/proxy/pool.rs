@@ -37,13 +37,16 @@ pub struct UpConn {
 /// an `.await`.
 #[derive(Default)]
 pub struct Pool {
-    idle: RefCell<FxHashMap<SocketAddr, Vec<UpConn>>>,
+    /// Boxed: a connection moves in and out of the pool on every request,
+    /// and a pointer moves for less than the connection's hundred-odd bytes.
+    #[expect(clippy::vec_box, reason = "the box is what moves, not the Vec")]
+    idle: RefCell<FxHashMap<SocketAddr, Vec<Box<UpConn>>>>,
 }
 
 impl Pool {
     /// An idle connection to `addr` that is still open, if any.
     /// `now`: a recent clock reading.
-    pub fn take(&self, addr: SocketAddr, now: Instant) -> Option<UpConn> {
+    pub fn take(&self, addr: SocketAddr, now: Instant) -> Option<Box<UpConn>> {
         let mut idle = self.idle.borrow_mut();
         let conns = idle.get_mut(&addr)?;
         while let Some(mut c) = conns.pop() {
@@ -59,7 +62,7 @@ impl Pool {
 
     /// Returns a connection after a complete, clean exchange.
     /// `now`: a clock reading from no later than the exchange's end.
-    pub fn put(&self, mut conn: UpConn, now: Instant) {
+    pub fn put(&self, mut conn: Box<UpConn>, now: Instant) {
         if !conn.buf.is_empty() {
             // Bytes after a complete response: the upstream is confused.
             return;
@@ -85,21 +88,21 @@ impl Pool {
 }
 
 /// Connects to `addr` within `timeout`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<UpConn, ProxyError> {
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Box<UpConn>, ProxyError> {
     match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
         Ok(Ok(stream)) => {
             // Requests and responses are written whole: Nagle would only
             // delay the last segment of each (the 40 ms stalls of
             // Nagle + delayed ACK).
             let _ = stream.set_nodelay(true);
-            Ok(UpConn {
+            Ok(Box::new(UpConn {
                 stream,
                 buf: Vec::with_capacity(READ_BUFFER_BYTES),
                 addr,
                 reused: false,
                 idle_since: Instant::now(),
                 sent_body: false,
-            })
+            }))
         }
         Ok(Err(_)) => Err(ProxyError::new(
             ErrorKind::ConnectFailed,

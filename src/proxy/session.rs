@@ -125,7 +125,8 @@ async fn read_more(
     at: Instant,
 ) -> Result<usize, ReadFail> {
     let (owned, len, cap) = spare(buf);
-    let r = dl.run(at, stream.read(owned.slice_mut(len..cap))).await;
+    let op = std::pin::pin!(stream.read(owned.slice_mut(len..cap)));
+    let r = dl.run(at, op).await;
     settle_read(r, buf)
 }
 
@@ -161,7 +162,7 @@ fn settle_read(
 /// A client's read between requests: [`read_more`] that a drain ends.
 async fn read_idle(c: &mut Client, idle: &IdleWakers, at: Instant) -> Result<usize, ReadFail> {
     let (owned, len, cap) = spare(&mut c.buf);
-    let read = c.stream.read(owned.slice_mut(len..cap));
+    let read = std::pin::pin!(c.stream.read(owned.slice_mut(len..cap)));
     let r = c.deadline.run_idle(at, idle, &c.idle_slot, read).await;
     settle_read(r, &mut c.buf)
 }
@@ -174,7 +175,8 @@ async fn write_vec(
     at: Instant,
 ) -> Result<(), ()> {
     let owned = std::mem::take(out);
-    match dl.run(at, stream.write_all(owned)).await {
+    let op = std::pin::pin!(stream.write_all(owned));
+    match dl.run(at, op).await {
         Ok((Ok(_), b)) => {
             *out = b;
             Ok(())
@@ -197,7 +199,8 @@ async fn write_front(
     at: Instant,
 ) -> Result<(), ()> {
     let owned = std::mem::take(buf);
-    match dl.run(at, stream.write_all(owned.slice(0..n))).await {
+    let op = std::pin::pin!(stream.write_all(owned.slice(0..n)));
+    match dl.run(at, op).await {
         Ok((Ok(_), slice)) => {
             *buf = slice.into_inner();
             buf.drain(..n);
