@@ -310,14 +310,12 @@ pub fn route(
 ) -> Result<Routed, ProxyError> {
     let trust = cx.server.trust;
     let view = HeadView { head, buf };
-    let (name, consume_from) = match cx.router.identifier.identify(&view) {
-        Identified::Dst { name, consume_from } => (name, consume_from),
-        Identified::Unidentified(_) => {
-            return Err(ProxyError::client(
-                ErrorKind::Unidentified,
-                "Unknown destination",
-            ));
-        }
+    let identify = || match cx.router.identifier.identify(&view) {
+        Identified::Dst { name, consume_from } => Ok((name, consume_from)),
+        Identified::Unidentified(_) => Err(ProxyError::client(
+            ErrorKind::Unidentified,
+            "Unknown destination",
+        )),
     };
     // Which override lines count, after the edge's credential and source
     // checks (which depend on the request, so are never cached).
@@ -333,7 +331,17 @@ pub fn route(
     let mut override_bytes = 0usize;
     let mut key = cx.cache.key.borrow_mut();
     key.clear();
-    name.key_to_bytes(&mut key);
+    // The cache is keyed by what identification reads (the Host value, for
+    // the default identifier) where the identifier offers that, so a hit
+    // builds no name; otherwise by the identified name (tagged 0).
+    let mut identified = None;
+    if !cx.router.identifier.key_to_bytes(&view, &mut key) {
+        let (name, consume_from) = identify()?;
+        key.push(0);
+        name.key_to_bytes(&mut key);
+        identified = Some((name, consume_from));
+    }
+    let consume_from = identified.as_ref().and_then(|(_, c)| *c);
     for kind in overrides {
         key.push(0);
         for h in head.headers.iter().filter(|h| h.kind == *kind) {
@@ -372,6 +380,10 @@ pub fn route(
                 global: cx.global,
                 max_depth: cx.router.namer_max_depth,
                 max_lookups: BIND_LOOKUPS_MAX,
+            };
+            let name = match identified {
+                Some((name, _)) => name,
+                None => identify()?.0,
             };
             let bound = interp.bind(&name);
             let pending = matches!(bound, Lookup::Pending);
