@@ -3,7 +3,7 @@
 //! demand that httparse leaves to its caller.
 
 use super::Span;
-use super::token::{is_token, list_elements, trim_ows};
+use super::token::{eq_lower, is_token, list_elements, trim_ows};
 use crate::limits::{
     METHOD_BYTES_MAX, REQUEST_BODY_BYTES_MAX, REQUEST_HEAD_BYTES_MAX, REQUEST_HEADERS_MAX,
     REQUEST_TARGET_BYTES_MAX, VIA_OWN_HOPS_MAX,
@@ -526,7 +526,7 @@ pub(crate) fn classify_exact(name: &[u8], fold_underscore: bool) -> HeaderKind {
     // lowercases exactly: it maps only `A-Z` onto the `a-z0-9-` our names
     // use (the other bytes it would fold, such as CR, are not token bytes).
     // So a name is compared eight bytes at a time with one OR and one
-    // compare each (see `same_lower`). `_` for `-` (edge stripping of
+    // compare each (see `eq_lower`). `_` for `-` (edge stripping of
     // CGI-style variants) takes a byte-wise fold.
     let same = |n: &[u8], a: &[u8]| {
         if fold_underscore {
@@ -535,7 +535,7 @@ pub(crate) fn classify_exact(name: &[u8], fold_underscore: bool) -> HeaderKind {
                 x == y
             })
         } else {
-            same_lower(n, a)
+            eq_lower(n, a)
         }
     };
     let eq = |a: &[u8]| name.len() == a.len() && same(name, a);
@@ -561,43 +561,6 @@ pub(crate) fn classify_exact(name: &[u8], fold_underscore: bool) -> HeaderKind {
         Some(b'x') if starts(b"x-forwarded-") => HeaderKind::Forwarded,
         Some(b'f') if eq(b"forwarded") => HeaderKind::Forwarded,
         _ => HeaderKind::Other,
-    }
-}
-
-/// `n` (token bytes, any case) equals `lower` (lowercase, same length),
-/// by words: the first and last eight bytes (overlapping when shorter than
-/// sixteen) and any full words between; four-byte words below eight bytes.
-#[inline(always)]
-fn same_lower(n: &[u8], lower: &[u8]) -> bool {
-    let len = lower.len();
-    if n.len() != len {
-        return false;
-    }
-    let w8 = |s: &[u8], i: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&s[i..i + 8]);
-        u64::from_le_bytes(b)
-    };
-    let w4 = |s: &[u8], i: usize| {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&s[i..i + 4]);
-        u32::from_le_bytes(b)
-    };
-    const FOLD8: u64 = 0x2020_2020_2020_2020;
-    const FOLD4: u32 = 0x2020_2020;
-    if len >= 8 {
-        let mut i = 0;
-        while i + 8 < len {
-            if w8(n, i) | FOLD8 != w8(lower, i) {
-                return false;
-            }
-            i += 8;
-        }
-        w8(n, len - 8) | FOLD8 == w8(lower, len - 8)
-    } else if len >= 4 {
-        w4(n, 0) | FOLD4 == w4(lower, 0) && w4(n, len - 4) | FOLD4 == w4(lower, len - 4)
-    } else {
-        n.iter().zip(lower).all(|(&x, &y)| x | 0x20 == y)
     }
 }
 

@@ -54,6 +54,45 @@ pub fn list_elements(s: &[u8]) -> impl Iterator<Item = &[u8]> {
     s.split(|&b| b == b',').map(trim_ows)
 }
 
+/// `n` equals `lower` (lowercase letters, digits and `-`), ASCII case
+/// aside, for `n` without CR: `| 0x20` lowercases `A-Z` and maps nothing
+/// else onto those bytes except CR onto `-` (header names are tokens, and
+/// values never hold a CR). By words: the first and last eight bytes (overlapping when shorter than
+/// sixteen) and any full words between; four-byte words below eight bytes.
+#[inline(always)]
+pub fn eq_lower(n: &[u8], lower: &[u8]) -> bool {
+    let len = lower.len();
+    if n.len() != len {
+        return false;
+    }
+    let w8 = |s: &[u8], i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&s[i..i + 8]);
+        u64::from_le_bytes(b)
+    };
+    let w4 = |s: &[u8], i: usize| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&s[i..i + 4]);
+        u32::from_le_bytes(b)
+    };
+    const FOLD8: u64 = 0x2020_2020_2020_2020;
+    const FOLD4: u32 = 0x2020_2020;
+    if len >= 8 {
+        let mut i = 0;
+        while i + 8 < len {
+            if w8(n, i) | FOLD8 != w8(lower, i) {
+                return false;
+            }
+            i += 8;
+        }
+        w8(n, len - 8) | FOLD8 == w8(lower, len - 8)
+    } else if len >= 4 {
+        w4(n, 0) | FOLD4 == w4(lower, 0) && w4(n, len - 4) | FOLD4 == w4(lower, len - 4)
+    } else {
+        n.iter().zip(lower).all(|(&x, &y)| x | 0x20 == y)
+    }
+}
+
 /// What a `Connection` value says, read in one pass.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionTokens {
@@ -67,11 +106,11 @@ impl ConnectionTokens {
     pub fn read(value: &[u8]) -> ConnectionTokens {
         let mut t = ConnectionTokens::default();
         // Nearly every value is a single `keep-alive` or `close`.
-        if value.eq_ignore_ascii_case(b"keep-alive") {
+        if eq_lower(value, b"keep-alive") {
             t.keep_alive = true;
             return t;
         }
-        if value.eq_ignore_ascii_case(b"close") {
+        if eq_lower(value, b"close") {
             t.close = true;
             return t;
         }
@@ -114,6 +153,11 @@ mod tests {
         assert!(!list_contains(b"closed", b"close"));
         let t = ConnectionTokens::read(b"Keep-Alive , x-trace");
         assert!(t.keep_alive && !t.close && t.names_headers);
+        for v in [&b"KEEP-ALIVE"[..], b"Keep-Alive", b"keep-alive"] {
+            assert!(ConnectionTokens::read(v).keep_alive);
+        }
+        assert!(ConnectionTokens::read(b"Close").close);
+        assert!(ConnectionTokens::read(b"keep-alivf").names_headers);
         let t = ConnectionTokens::read(b"close,");
         assert!(t.close && !t.keep_alive && !t.names_headers);
         assert_eq!(trim_ows(b"  "), b"");
