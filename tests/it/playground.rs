@@ -37,35 +37,51 @@ fn playground_in_a_headless_browser() {
             .unwrap()
             .port()
     };
-    let [i, o, n, a] = [(); 4].map(|()| free());
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args([
-            "demo",
-            "--ingress-port",
-            &i.to_string(),
-            "--outgoing-port",
-            &o.to_string(),
-        ])
-        .args([
-            "--incoming-port",
-            &n.to_string(),
-            "--admin-port",
-            &a.to_string(),
-        ])
-        .env("SWITCHYARD_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start the demo");
-    let admin: std::net::SocketAddr = ([127, 0, 0, 1], a).into();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(admin).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the demo's admin server did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    // Ports picked here can be taken by another test before the demo binds
+    // them; the demo then exits at start. Try again with new ones.
+    let mut started = None;
+    for _attempt in 0..3 {
+        let [i, o, n, a] = [(); 4].map(|()| free());
+        let mut demo = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args([
+                "demo",
+                "--ingress-port",
+                &i.to_string(),
+                "--outgoing-port",
+                &o.to_string(),
+            ])
+            .args([
+                "--incoming-port",
+                &n.to_string(),
+                "--admin-port",
+                &a.to_string(),
+            ])
+            .env("SWITCHYARD_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the demo");
+        let admin: std::net::SocketAddr = ([127, 0, 0, 1], a).into();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if std::net::TcpStream::connect(admin).is_ok() {
+                started = Some((demo, admin));
+                break;
+            }
+            if demo.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the demo's admin server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if started.is_some() {
+            break;
+        }
     }
+    let (mut demo, admin) = started.expect("the demo started within three tries");
     let url = format!(
         "http://{admin}/delegator?router=outgoing&override=/host/world%20%3D%3E%20/srv/world-v2%3B&path=/svc/world"
     );
