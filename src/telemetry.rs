@@ -79,6 +79,22 @@ impl Counter {
     }
 }
 
+/// A latency in µs with its histogram bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    us: u64,
+    bucket: usize,
+}
+
+impl Latency {
+    pub fn of(us: u64) -> Latency {
+        Latency {
+            us,
+            bucket: LATENCY_BUCKETS_US.partition_point(|&b| b < us),
+        }
+    }
+}
+
 /// A latency histogram with one writer: fixed buckets, sum and count.
 #[derive(Debug, Default)]
 pub struct Histogram {
@@ -92,9 +108,15 @@ pub struct Histogram {
 impl Histogram {
     #[inline]
     pub fn record_us(&self, us: u64) {
-        let i = LATENCY_BUCKETS_US.partition_point(|&b| b < us);
-        self.buckets[i].inc();
-        self.sum_us.add(us);
+        self.record(Latency::of(us));
+    }
+
+    /// Records a latency whose bucket is already found (one request counts
+    /// in several histograms: its listener's, its name's, its endpoint's).
+    #[inline]
+    pub fn record(&self, l: Latency) {
+        self.buckets[l.bucket].inc();
+        self.sum_us.add(l.us);
         self.count.inc();
     }
 

@@ -415,7 +415,8 @@ fn record(
     if rec.status != 0 {
         m.response(rec.status);
     }
-    m.latency.record_us(us);
+    let lat = crate::telemetry::Latency::of(us);
+    m.latency.record(lat);
     m.request_bytes.add(rec.request_bytes);
     m.response_bytes.add(rec.response_bytes);
     if let Some(k) = failure {
@@ -427,12 +428,12 @@ fn record(
             lis.names.series(m, &name)
         });
         n.requests.inc();
-        n.latency.record_us(us);
+        n.latency.record(lat);
     }
     if let Some(addr) = rec.endpoint {
         lis.endpoints.endpoint(m, addr, |n| {
             n.requests.inc();
-            n.latency.record_us(us);
+            n.latency.record(lat);
         });
     }
 }
