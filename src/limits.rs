@@ -81,6 +81,13 @@ pub const DTAB_LOCAL_DENTRIES_MAX: usize = 64;
 /// limit) only for large heads.
 pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 
+/// Capacity an upstream connection's read buffer starts with: room for a
+/// 16 KiB response and its head in one read (with 16 KiB, such a response
+/// took two reads and three writes instead of one read and two). Upstream
+/// connections are few (a pool per endpoint), unlike client connections,
+/// and pages are only touched as far as responses fill them.
+pub const UPSTREAM_READ_BUFFER_BYTES: usize = 32 * 1024;
+
 /// Response body bytes already read that go out in the same write as the
 /// head: a small response leaves as one write and one segment, so the
 /// client wakes once, not once for the head and again for the body. Small,

@@ -7,7 +7,7 @@
 //! written to a connection that is already dead.
 
 use super::error::{ErrorKind, ProxyError, Side};
-use crate::limits::{POOL_IDLE_PER_ENDPOINT_MAX, POOL_PEEK_AFTER, READ_BUFFER_BYTES};
+use crate::limits::{POOL_IDLE_PER_ENDPOINT_MAX, POOL_PEEK_AFTER, UPSTREAM_READ_BUFFER_BYTES};
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 use rustc_hash::FxHashMap;
@@ -97,7 +97,7 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Box<UpConn>,
             let _ = stream.set_nodelay(true);
             Ok(Box::new(UpConn {
                 stream,
-                buf: Vec::with_capacity(READ_BUFFER_BYTES),
+                buf: Vec::with_capacity(UPSTREAM_READ_BUFFER_BYTES),
                 addr,
                 reused: false,
                 idle_since: Instant::now(),
