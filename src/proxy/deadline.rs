@@ -229,16 +229,22 @@ mod tests {
             .block_on(f);
     }
 
+    /// Runs `fut` under a deadline `d` from now.
+    async fn within(
+        dl: &mut Deadline,
+        d: Duration,
+        fut: impl Future<Output = ()>,
+    ) -> Result<(), Stopped> {
+        dl.run(Deadline::after(d), std::pin::pin!(fut)).await
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
     #[test]
     fn an_operation_past_its_deadline_stops() {
         on_runtime(async {
             let mut dl = Deadline::new();
-            let r = dl
-                .run(
-                    Deadline::after(Duration::from_millis(20)),
-                    std::pin::pin!(std::future::pending::<()>()),
-                )
-                .await;
+            let r = within(&mut dl, 20 * MS, std::future::pending()).await;
             assert_eq!(r, Err(Stopped::TimedOut));
         });
     }
@@ -249,40 +255,18 @@ mod tests {
             let mut dl = Deadline::new();
             // A short deadline, met at once; then a later one: the entry must
             // not fire at the first deadline.
-            let quick = dl
-                .run(
-                    Deadline::after(Duration::from_millis(10)),
-                    std::pin::pin!(async {}),
-                )
-                .await;
-            assert_eq!(quick, Ok(()));
-            let slow_op = monoio::time::sleep(Duration::from_millis(60));
-            let r = dl
-                .run(
-                    Deadline::after(Duration::from_secs(5)),
-                    std::pin::pin!(slow_op),
-                )
-                .await;
+            assert_eq!(within(&mut dl, 10 * MS, async {}).await, Ok(()));
+            let slow_op = monoio::time::sleep(60 * MS);
             assert_eq!(
-                r,
+                within(&mut dl, 5000 * MS, slow_op).await,
                 Ok(()),
                 "a later deadline is not cut short by an earlier one"
             );
             // Then an earlier deadline than the one armed: it must fire.
-            let r = dl
-                .run(
-                    Deadline::after(Duration::from_millis(20)),
-                    std::pin::pin!(std::future::pending::<()>()),
-                )
-                .await;
+            let r = within(&mut dl, 20 * MS, std::future::pending()).await;
             assert_eq!(r, Err(Stopped::TimedOut));
             // And after firing, the entry serves the next operation.
-            let r = dl
-                .run(
-                    Deadline::after(Duration::from_secs(5)),
-                    std::pin::pin!(monoio::time::sleep(Duration::from_millis(30))),
-                )
-                .await;
+            let r = within(&mut dl, 5000 * MS, monoio::time::sleep(30 * MS)).await;
             assert_eq!(r, Ok(()));
         });
     }
@@ -310,12 +294,7 @@ mod tests {
             assert_eq!(waiter.await, Err(Stopped::Drained));
             // A busy operation is not ended by the drain.
             let mut dl = Deadline::new();
-            let busy = dl
-                .run(
-                    Deadline::after(Duration::from_secs(5)),
-                    std::pin::pin!(monoio::time::sleep(Duration::from_millis(10))),
-                )
-                .await;
+            let busy = within(&mut dl, 5000 * MS, monoio::time::sleep(10 * MS)).await;
             assert_eq!(busy, Ok(()));
             // An idle wait that starts after the drain ends at once.
             let far = Deadline::after(Duration::from_secs(60));
