@@ -364,7 +364,6 @@ async fn shard_main(
         snapshot: RefCell::new(first),
         published,
         rng: RefCell::new(Rng::new(0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1))),
-        draining: Cell::new(false),
         idle_cancel: RefCell::new(monoio::io::Canceller::new()),
         idle: Default::default(),
         open: Cell::new(0),
@@ -413,7 +412,7 @@ async fn shard_main(
     {
         let (shard, report) = (shard.clone(), shard.applied_report.clone());
         monoio::spawn(async move {
-            while !shard.draining.get() {
+            while !shard.draining() {
                 report.heartbeat_ms.store(
                     crate::telemetry::uptime_ms(),
                     std::sync::atomic::Ordering::Relaxed,
@@ -425,12 +424,11 @@ async fn shard_main(
     let _ = ready.send(Ok(()));
     // Runs until the process asks this shard to drain.
     let _ = drain.await;
-    shard.draining.set(true);
-    let old = shard.idle_cancel.replace(monoio::io::Canceller::new());
-    // Stops the accept loops and every connection waiting idle for its next
-    // request; exchanges in flight continue.
-    drop(old.cancel());
+    // Ends every wait for a next request, then stops the accept loops;
+    // exchanges in flight continue.
     shard.idle.drain();
+    let old = shard.idle_cancel.replace(monoio::io::Canceller::new());
+    drop(old.cancel());
     for t in accept_tasks {
         t.await;
     }
@@ -452,7 +450,7 @@ async fn accept_loop(listener: monoio::net::TcpListener, lis: Rc<ListenerCx>, sh
     loop {
         let handle = shard.idle_cancel.borrow().handle();
         let accepted = listener.cancelable_accept(handle).await;
-        if shard.draining.get() {
+        if shard.draining() {
             return;
         }
         match accepted {

@@ -207,6 +207,11 @@ impl IdleWakers {
         }
     }
 
+    /// Whether [`IdleWakers::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.get()
+    }
+
     /// Slots in use (connections registered).
     pub fn len(&self) -> usize {
         self.slots.borrow().len() - self.free.borrow().len()

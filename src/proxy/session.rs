@@ -39,12 +39,11 @@ pub struct ShardCx {
     /// The applied generation, as the admin server reads it.
     pub applied_report: Arc<crate::telemetry::ShardReport>,
     pub rng: RefCell<Rng>,
-    /// Set when the process is draining: connections close after their
-    /// current exchange.
-    pub draining: Cell<bool>,
     /// Cancels the accept loops when draining.
     pub idle_cancel: RefCell<monoio::io::Canceller>,
-    /// Connections waiting idle for their next request, woken by a drain.
+    /// Whether the shard drains (connections close after their current
+    /// exchange), and the connections waiting idle for their next request,
+    /// which a drain wakes.
     pub idle: IdleWakers,
     /// Open client connections, all listeners.
     pub open: Cell<usize>,
@@ -56,6 +55,12 @@ pub struct ShardCx {
 }
 
 impl ShardCx {
+    /// Set once the process drains: connections close after their current
+    /// exchange.
+    pub fn draining(&self) -> bool {
+        self.idle.is_draining()
+    }
+
     /// Picks up a newer snapshot, if discovery published one: one atomic
     /// load when nothing changed. Requests already routed keep theirs.
     pub fn refresh(&self) {
@@ -70,9 +75,7 @@ impl ShardCx {
             }
         }
     }
-}
 
-impl ShardCx {
     /// Wakes every request waiting for a new snapshot.
     pub fn snapshot_moved(&self) {
         for w in self.snapshot_waiters.borrow_mut().drain(..) {
@@ -297,10 +300,10 @@ async fn serve(c: &mut Client, shard: &ShardCx, lis: &ListenerCx) {
             log.log(line.0);
         }
         match outcome {
-            Ok(true) if !shard.draining.get() => {}
+            Ok(true) if !shard.draining() => {}
             Ok(_) => return,
             Err(Abort::Respond(e, close)) => {
-                let close = close || shard.draining.get();
+                let close = close || shard.draining();
                 respond_error(c, &e, close, lis).await;
                 if close || response_for(&e).close {
                     return;
@@ -529,7 +532,7 @@ async fn exchange(
         // A pending name (a namer still syncing) waits for the next
         // snapshot, up to the router's binding timeout; then 503.
         match &routed {
-            Err(e) if e.kind == ErrorKind::BindPending && !shard.draining.get() => {
+            Err(e) if e.kind == ErrorKind::BindPending && !shard.draining() => {
                 let now = monoio::time::Instant::now();
                 let deadline = *binding_deadline.get_or_insert(now + lis.router.binding_timeout);
                 if now >= deadline || !shard.next_snapshot(deadline - now).await {
@@ -764,10 +767,8 @@ async fn exchange(
     }
     let resp = &c.resp;
     let framing = rewrite::client_framing(resp, minor);
-    let close_after = !keep_alive
-        || framing == ClientFraming::Close
-        || !client_body_consumed
-        || shard.draining.get();
+    let close_after =
+        !keep_alive || framing == ClientFraming::Close || !client_body_consumed || shard.draining();
     rewrite::response_head(
         resp,
         &up.buf,
@@ -850,7 +851,7 @@ async fn exchange(
     if !complete {
         return Err(Abort::Close);
     }
-    if upstream_reusable && !shard.draining.get() {
+    if upstream_reusable && !shard.draining() {
         up.sent_body = has_body;
         // `now` is from before the response went out: the connection looks
         // idle longer than it is, which errs towards checking it.
