@@ -414,8 +414,8 @@ pub fn route(
             .unwrap_or(0)
     };
     let leaf = &entry.leaves[leaf_idx];
-    let eps = match &leaf.fixed {
-        Some(eps) => eps.clone(),
+    let eps: &[Endpoint] = match &leaf.fixed {
+        Some(eps) => eps,
         None => cx.snapshot.endpoints(&leaf.id).ok_or_else(|| {
             ProxyError::new(
                 ErrorKind::BindPending,
@@ -437,7 +437,7 @@ pub fn route(
         Transformer::LocalNode { node } => Some(node.as_str()),
         Transformer::DaemonSet { .. } => None,
     });
-    let chosen = pick_endpoint(&eps, local_only, cx.outstanding, rng).ok_or_else(no_hosts)?;
+    let chosen = pick_endpoint(eps, local_only, cx.outstanding, rng).ok_or_else(no_hosts)?;
     let mut addr = chosen.socket_addr().ok_or_else(no_hosts)?;
     for t in &cx.router.transformers {
         if let Transformer::DaemonSet { peers, node } = t {

@@ -99,11 +99,12 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The endpoints of a bound id (`/#/io.l5d.fs/world`), read from this
-    /// snapshot: what a cached route uses per request.
-    pub fn endpoints(&self, id: &Path) -> Option<Arc<[Endpoint]>> {
+    /// snapshot: what a cached route uses per request (borrowed: no
+    /// reference count moves per request).
+    pub fn endpoints(&self, id: &Path) -> Option<&[Endpoint]> {
         for n in &self.namers {
             if id.len() == n.prefix.len() + n.id_len && id.starts_with(&n.prefix) {
-                return n.service_at(id)?.map(|s| s.endpoints.clone());
+                return n.service_at(id)?.map(|s| &s.endpoints[..]);
             }
         }
         None
