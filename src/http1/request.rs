@@ -3,7 +3,7 @@
 //! demand that httparse leaves to its caller.
 
 use super::Span;
-use super::token::{eq_lower, is_token, list_elements, trim_ows};
+use super::token::{eq_lower, is_host_char, is_token, list_elements, trim_ows};
 use crate::limits::{
     METHOD_BYTES_MAX, REQUEST_BODY_BYTES_MAX, REQUEST_HEAD_BYTES_MAX, REQUEST_HEADERS_MAX,
     REQUEST_TARGET_BYTES_MAX, VIA_OWN_HOPS_MAX,
@@ -203,6 +203,82 @@ pub fn parse_request_into(
     limits: &RequestLimits,
     out: &mut RequestHead,
 ) -> Result<bool, HeadError> {
+    // Most heads arrive whole in one read. httparse then finds the end
+    // itself, and checking that each line it parsed ends in CR LF costs a
+    // few instructions per line where scanning the head for bare LFs first
+    // costs a few per byte. Whatever this path does not accept outright
+    // (a partial head, an error, a bare LF, leading empty lines) goes the
+    // slow way, which decides exactly as if this path did not exist.
+    if *scanned == 0 {
+        let mut raw = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() };
+            REQUEST_HEADERS_MAX];
+        let mut req = httparse::Request::new(&mut []);
+        if let Ok(httparse::Status::Complete(end)) = req.parse_with_uninit_headers(buf, &mut raw)
+            && end <= limits.head_bytes_max
+            && lines_end_in_crlf(buf, end, &req)
+        {
+            check_head(buf, end, &req, limits, out)?;
+            return Ok(true);
+        }
+    }
+    parse_request_slow(buf, scanned, limits, out)
+}
+
+/// Whether every line of a head httparse accepted whole ends in CR LF, and
+/// it starts with its request line. httparse takes a bare LF as a line end
+/// and skips empty lines before the request line; those heads are left to
+/// [`parse_request_slow`]. Every LF in an accepted head ends a line (values,
+/// names and targets hold none), so checking each line's end covers them all.
+fn lines_end_in_crlf(buf: &[u8], end: usize, req: &httparse::Request<'_, '_>) -> bool {
+    let (Some(method), Some(target)) = (req.method, req.path) else {
+        return false;
+    };
+    if !std::ptr::eq(method.as_ptr(), buf.as_ptr()) {
+        return false;
+    }
+    // " HTTP/1.x" CR LF after the target.
+    let t = Span::of(buf, target.as_bytes()).end as usize;
+    match buf.get(t..t + 11) {
+        Some(
+            [
+                b' ',
+                b'H',
+                b'T',
+                b'T',
+                b'P',
+                b'/',
+                b'1',
+                b'.',
+                _,
+                b'\r',
+                b'\n',
+            ],
+        ) => {}
+        _ => return false,
+    }
+    for h in req.headers.iter() {
+        // httparse trims trailing SP/HTAB off the value; the line ends after them.
+        let mut p = Span::of(buf, h.value).end as usize;
+        while matches!(buf.get(p), Some(b' ' | b'\t')) {
+            p += 1;
+        }
+        if buf.get(p..p + 2) != Some(b"\r\n") {
+            return false;
+        }
+    }
+    end >= 2 && buf[end - 2..end] == *b"\r\n"
+}
+
+/// [`parse_request_into`] for heads that arrive in pieces or need a closer
+/// look: the head's end is found first, refusing bare LFs, then parsed.
+#[cold]
+#[inline(never)]
+fn parse_request_slow(
+    buf: &[u8],
+    scanned: &mut usize,
+    limits: &RequestLimits,
+    out: &mut RequestHead,
+) -> Result<bool, HeadError> {
     let end = match find_head_end(buf, scanned)? {
         Some(end) if end > limits.head_bytes_max => {
             return Err(err(HeadErrorKind::HeadTooLarge, "request head too large"));
@@ -249,6 +325,19 @@ pub fn parse_request_into(
         }
         Err(_) => return Err(bad("malformed request head")),
     }
+    check_head(buf, end, &req, limits, out)?;
+    Ok(true)
+}
+
+/// Everything RFC 9112 and smuggling defences ask of a head httparse
+/// parsed (`end` bytes long), written into `out`.
+fn check_head(
+    buf: &[u8],
+    end: usize,
+    req: &httparse::Request<'_, '_>,
+    limits: &RequestLimits,
+    out: &mut RequestHead,
+) -> Result<(), HeadError> {
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(bad("malformed request line"));
     };
@@ -476,7 +565,7 @@ pub fn parse_request_into(
     out.keep_alive = keep_alive;
     out.expect_continue = expect_continue;
     out.host = authority.or(host);
-    Ok(true)
+    Ok(())
 }
 
 /// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), refusing lists, signs, and
@@ -498,10 +587,7 @@ pub fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
 /// Host characters: a reg-name, an IPv4 address or a bracketed IPv6 literal,
 /// with an optional port.
 fn is_host(v: &[u8]) -> bool {
-    v.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
-            || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_' | b'%' | b'~')
-    })
+    v.iter().all(|&b| is_host_char(b))
 }
 
 /// Classifies a header name. A name that differs from a sensitive one only by
@@ -510,10 +596,9 @@ fn is_host(v: &[u8]) -> bool {
 /// header past our checks.
 fn classify(name: &[u8]) -> Result<HeaderKind, HeadError> {
     let kind = classify_exact(name, false);
-    if kind == HeaderKind::Other
-        && name.contains(&b'_')
-        && classify_exact(name, true) != HeaderKind::Other
-    {
+    // Without a `_` the folded reading is the exact one, so only a name
+    // with one can differ: no separate search for the `_`.
+    if kind == HeaderKind::Other && classify_exact(name, true) != HeaderKind::Other {
         return Err(bad(
             "underscore in a header name that controls framing or routing",
         ));

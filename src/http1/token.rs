@@ -1,26 +1,36 @@
 //! Small RFC 9110 grammar helpers: tokens, comma lists, OWS.
 
+/// Byte classes, one table lookup a byte instead of a chain of range tests
+/// (these run over every method, Host value and `Connection` token).
+const fn byte_table(extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+static TCHAR: [bool; 256] = byte_table(b"!#$%&'*+-.^_`|~");
+static HOST_CHAR: [bool; 256] = byte_table(b".-:[]_%~");
+
 /// `tchar` (RFC 9110 §5.6.2).
 #[inline]
 pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
+    TCHAR[b as usize]
+}
+
+/// Host characters: a reg-name, an IPv4 address or a bracketed IPv6
+/// literal, with an optional port.
+#[inline]
+pub fn is_host_char(b: u8) -> bool {
+    HOST_CHAR[b as usize]
 }
 
 /// `token = 1*tchar`.

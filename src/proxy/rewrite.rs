@@ -228,6 +228,7 @@ impl<'a> LineCopier<'a> {
 
     /// Keeps the line whose name starts at `start` and whose (trimmed)
     /// value ends at `end`.
+    #[inline]
     fn keep(&mut self, out: &mut Vec<u8>, start: usize, end: usize) {
         if self.buf.get(end..end + 2) == Some(b"\r\n") {
             match &mut self.run {
@@ -256,9 +257,13 @@ impl<'a> LineCopier<'a> {
 /// Sixteen lower-case hex digits.
 fn push_hex16(out: &mut Vec<u8>, n: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..16).rev() {
-        out.push(HEX[((n >> (i * 4)) & 15) as usize]);
+    // Into an array first: one append rather than sixteen pushes, each
+    // checking capacity.
+    let mut digits = [0u8; 16];
+    for (i, d) in digits.iter_mut().enumerate() {
+        *d = HEX[((n >> ((15 - i) * 4)) & 15) as usize];
     }
+    out.extend_from_slice(&digits);
 }
 
 #[cfg(test)]

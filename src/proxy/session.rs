@@ -192,21 +192,21 @@ async fn write_vec(
     }
 }
 
-/// Writes `buf[..n]` before `at` and removes it from `buf`: the bytes that
-/// were read are the bytes that are written.
+/// Writes `buf[from..to]` before `at` and removes `buf[..to]`: the bytes
+/// that were read are the bytes that are written.
 async fn write_front(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
-    n: usize,
+    (from, to): (usize, usize),
     dl: &mut Deadline,
     at: Instant,
 ) -> Result<(), ()> {
     let owned = std::mem::take(buf);
-    let op = std::pin::pin!(stream.write_all(owned.slice(0..n)));
+    let op = std::pin::pin!(stream.write_all(owned.slice(from..to)));
     match dl.run(at, op).await {
         Ok((Ok(_), slice)) => {
             *buf = slice.into_inner();
-            buf.drain(..n);
+            buf.drain(..to);
             Ok(())
         }
         Ok((Err(_), slice)) => {
@@ -781,20 +781,36 @@ async fn exchange(
     let upstream_reusable = resp.reusable && body_sent;
     rec.status = resp.status;
     rec.response_bytes = c.out.len() as u64;
-    up.buf.drain(..resp.head_len);
-    // The body bytes read with the head go out with it.
+    // The body bytes read with the head go out with it, in one write.
     let mut body_with_head = 0u64;
-    if let ResponseFraming::Length(n) = resp.framing {
-        let k = coalesce_len(up.buf.len(), n);
-        c.out.extend_from_slice(&up.buf[..k]);
-        up.buf.drain(..k);
-        body_with_head = k as u64;
-    }
     let now = Instant::now();
     let at = Deadline::after_from(now, t.body_idle);
-    write_vec(&mut c.stream, &mut c.out, &mut c.deadline, at)
-        .await
-        .map_err(|()| Abort::Close)?;
+    let head_len = resp.head_len;
+    let wrote = match resp.framing {
+        // Our head fits where the upstream's was (it usually does: we drop
+        // its hop-by-hop lines and add little): written there, right before
+        // the body bytes, the head and those bytes go out from the read
+        // buffer as they are, with no copy or move of the body.
+        ResponseFraming::Length(n) if c.out.len() <= head_len => {
+            let k = ((up.buf.len() - head_len) as u64).min(n) as usize;
+            let from = head_len - c.out.len();
+            up.buf[from..head_len].copy_from_slice(&c.out);
+            body_with_head = k as u64;
+            let span = (from, head_len + k);
+            write_front(&mut c.stream, &mut up.buf, span, &mut c.deadline, at).await
+        }
+        framing => {
+            up.buf.drain(..head_len);
+            if let ResponseFraming::Length(n) = framing {
+                let k = coalesce_len(up.buf.len(), n);
+                c.out.extend_from_slice(&up.buf[..k]);
+                up.buf.drain(..k);
+                body_with_head = k as u64;
+            }
+            write_vec(&mut c.stream, &mut c.out, &mut c.deadline, at).await
+        }
+    };
+    wrote.map_err(|()| Abort::Close)?;
     let complete = match resp.framing {
         ResponseFraming::None => true,
         ResponseFraming::Length(n) => {
@@ -989,7 +1005,7 @@ async fn forward_length(
         }
         let take = (buf.len() as u64).min(n) as usize;
         let at = Deadline::after(dur);
-        write_front(dst, buf, take, dl, at)
+        write_front(dst, buf, (0, take), dl, at)
             .await
             .map_err(|()| BodyFail::SinkGone)?;
         n -= take as u64;
@@ -1081,7 +1097,7 @@ async fn forward_until_eof(
     loop {
         if !buf.is_empty() {
             let n = buf.len();
-            if write_front(dst, buf, n, dl, Deadline::after(dur))
+            if write_front(dst, buf, (0, n), dl, Deadline::after(dur))
                 .await
                 .is_err()
             {

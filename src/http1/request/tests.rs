@@ -367,3 +367,62 @@ fn header_names_classify_in_any_case() {
     );
     assert_eq!(classify_exact(b"Content_Length", false), HeaderKind::Other);
 }
+
+/// The fast path (httparse finds the end; each line's end is checked after)
+/// must decide every input exactly as the slow path (the end found first,
+/// bare LFs refused by a scan) does. Heads with every line end turned into a
+/// bare LF or a bare CR, one at a time, with whitespace around values, empty
+/// values, leading empty lines, and bytes after the head.
+#[test]
+fn whole_heads_decide_as_the_slow_path_does() {
+    let limits = RequestLimits::default();
+    let decide_fast = |raw: &[u8]| {
+        let mut head = RequestHead::default();
+        let mut scanned = 0;
+        let r = parse_request_into(raw, &mut scanned, &limits, &mut head);
+        format!("{:?}", r.map(|done| done.then_some(head)))
+    };
+    let decide_slow = |raw: &[u8]| {
+        let mut head = RequestHead::default();
+        let mut scanned = 0;
+        let r = parse_request_slow(raw, &mut scanned, &limits, &mut head);
+        format!("{:?}", r.map(|done| done.then_some(head)))
+    };
+    let bases: &[&[u8]] = &[
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /x?y HTTP/1.1\r\nHost: a \r\nX-Empty:\r\nX-Ws: \t v \t\r\nAccept: */*\r\n\r\n",
+        b"POST http://b/c HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+        b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX:\t\r\n\r\n",
+    ];
+    let mut cases = 0;
+    for base in bases {
+        let mut variants = vec![base.to_vec()];
+        for (i, _) in base.windows(2).enumerate().filter(|(_, w)| w == b"\r\n") {
+            let mut lf = base.to_vec();
+            lf.remove(i);
+            variants.push(lf);
+            let mut cr = base.to_vec();
+            cr.remove(i + 1);
+            variants.push(cr);
+            let mut crcr = base.to_vec();
+            crcr.insert(i, b'\r');
+            variants.push(crcr);
+            let mut ws = base.to_vec();
+            ws.insert(i, b' ');
+            variants.push(ws);
+        }
+        for v in variants {
+            assert_eq!(
+                decide_fast(&v),
+                decide_slow(&v),
+                "{:?}",
+                String::from_utf8_lossy(&v)
+            );
+            cases += 1;
+        }
+    }
+    assert!(cases > 100, "only {cases} cases");
+}
