@@ -9,7 +9,8 @@ Switchyard (loadtest/peers/switchyard.yaml, full routing), nginx and HAProxy
 then runs interleaved rounds (every target once per round, direct first) of:
 
   tier 0  user-space instructions per request under callgrind (the proxy
-          alone, fixed request counts, the difference of two runs), and
+          alone, fixed request counts, the difference of two runs; proxy,
+          client and upstream all on CPU 0; once per round), and
           syscalls and context switches per request from perf's software
           events during a c=32 run;
   tier 1  everything on CPU 0: c=1 latency (p50, p99) and the c=32 cost per
@@ -209,7 +210,12 @@ def callgrind_per_request(cmd, port, run_dir, name, n1, n2, host, headers):
             p = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + cmd, log, "0")
             wait_port(port, p, f"{name} under callgrind", timeout=60)
             args = [CLIENT, f"127.0.0.1:{port}", str(n), host] + headers
-            subprocess.run(["taskset", "-c", "1"] + args, check=True, stdout=subprocess.DEVNULL)
+            # The client on the proxy's CPU, as the upstream is: a proxy
+            # that reads as soon as it has written (monoio's epoll driver
+            # does) finds the answer there or parks for it depending on a
+            # race with the other CPU, and that race moved Switchyard's
+            # count by 5-10% between runs. On one CPU it repeats within 1%.
+            subprocess.run(["taskset", "-c", "0"] + args, check=True, stdout=subprocess.DEVNULL)
             stop(p, timeout=90)
             with open(log) as f:
                 for line in f:
@@ -224,9 +230,10 @@ def callgrind_per_request(cmd, port, run_dir, name, n1, n2, host, headers):
     return (counts[1] - counts[0]) / (n2 - n1)
 
 
-def tier0(run_dir, quick):
+def tier0(run_dir, quick, rounds):
     """Instructions per request of each proxy (Switchyard with and without
-    the override), each proxy alone under callgrind."""
+    the override), each proxy alone under callgrind, `rounds` times
+    (interleaved): {target: [per round]}."""
     n1, n2 = (1000, 3000) if quick else (2000, 6000)
     cfgs = {
         "switchyard": ([BIN, "run", "--config", os.path.join(PEERS, "switchyard.yaml"),
@@ -235,11 +242,15 @@ def tier0(run_dir, quick):
         "haproxy": ([which("haproxy"), "-db", "-f", os.path.join(run_dir, "haproxy.cfg")], 4160),
     }
     out = {}
-    for target in ("switchyard", "switchyard+override", "nginx", "haproxy"):
-        cmd, port = cfgs[PROXY_OF[target]]
-        _, host, headers = TARGETS[target]
-        out[target] = callgrind_per_request(cmd, port, run_dir, target.replace("+", "-"), n1, n2,
-                                            host, headers)
+    for r in range(rounds):
+        for target in ("switchyard", "switchyard+override", "nginx", "haproxy"):
+            cmd, port = cfgs[PROXY_OF[target]]
+            _, host, headers = TARGETS[target]
+            v = callgrind_per_request(cmd, port, run_dir, target.replace("+", "-"), n1, n2,
+                                      host, headers)
+            if v is not None:
+                out.setdefault(target, []).append(v)
+            print(f"tier 0 round {r + 1}/{rounds} {target}: {v}", file=sys.stderr)
     return out
 
 
@@ -439,12 +450,12 @@ def main():
             pin(p, "0")
         results["rss"] = rss_with_idle_connections(procs, 10_000)
         # Tier 0 runs each proxy alone under callgrind, against the same
-        # upstream (now on CPU 1).
+        # upstream, all on CPU 0.
         for p in procs.values():
             stop(p)
-        pin(up, "1")
+        pin(up, "0")
         if not a.skip_tier0:
-            results["tier0"] = tier0(run_dir, a.quick)
+            results["tier0"] = tier0(run_dir, a.quick, a.rounds)
     finally:
         stop_all()
     results["meta"] = {
@@ -500,12 +511,19 @@ def write_report(res, run_dir):
     lines += ["", "## Tier 0 and kernel work", "",
               "| target | user instructions/req (callgrind) | syscalls/req c=32 | context switches/req c=32 |",
               "|---|---|---|---|"]
+    # One figure per round (older results hold a single number).
+    t0s = {n: (v if isinstance(v, list) else [v]) for n, v in res["tier0"].items() if v}
     for n in names[1:]:
-        t0 = res["tier0"].get(n)
+        t0 = t0s.get(n)
         sc = [rd[n].get("syscalls", 0) for rd in rounds]
         cs = [rd[n].get("context_switches", 0) for rd in rounds]
-        lines.append(f"| {n} | {t0:,.0f} |" if t0 else f"| {n} | (not measured) |")
+        lines.append(f"| {n} | {cell(t0, '{:,.0f}')} |" if t0 else f"| {n} | (not measured) |")
         lines[-1] += f" {cell(sc, '{:.2f}')} | {cell(cs, '{:.2f}')} |"
+    plain, over = t0s.get("switchyard"), t0s.get("switchyard+override")
+    if plain and over and len(plain) == len(over):
+        extra = [(o / p_ - 1) * 100 for o, p_ in zip(over, plain)]
+        lines += ["", f"The l5d-dtab override costs {median(extra):+.1f}% instructions per request "
+                  f"(per-round range {min(extra):+.1f}% to {max(extra):+.1f}%)."]
     lines += ["", f"## Tier 2: proxy alone on CPU 0, open loop at {rounds[0]['direct'].get('open_rps', 0):.0f}/s achieved (CO-corrected)", "",
               "| target | p50 µs | p99 µs | p99.9 µs | max µs | proxy CPU µs/req | late sends |",
               "|---|---|---|---|---|---|---|"]
