@@ -3,7 +3,7 @@
 //! demand that httparse leaves to its caller.
 
 use super::Span;
-use super::token::{eq_lower, is_host_char, is_token, list_elements, trim_ows};
+use super::token::{contains_byte, eq_lower, is_host_char, is_token, list_elements, trim_ows};
 use crate::limits::{
     METHOD_BYTES_MAX, REQUEST_BODY_BYTES_MAX, REQUEST_HEAD_BYTES_MAX, REQUEST_HEADERS_MAX,
     REQUEST_TARGET_BYTES_MAX, VIA_OWN_HOPS_MAX,
@@ -596,9 +596,11 @@ fn is_host(v: &[u8]) -> bool {
 /// header past our checks.
 fn classify(name: &[u8]) -> Result<HeaderKind, HeadError> {
     let kind = classify_exact(name, false);
-    // Without a `_` the folded reading is the exact one, so only a name
-    // with one can differ: no separate search for the `_`.
-    if kind == HeaderKind::Other && classify_exact(name, true) != HeaderKind::Other {
+    // Without a `_` the folded reading is the exact one.
+    if kind == HeaderKind::Other
+        && contains_byte(name, b'_')
+        && classify_exact(name, true) != HeaderKind::Other
+    {
         return Err(bad(
             "underscore in a header name that controls framing or routing",
         ));

@@ -103,6 +103,47 @@ pub fn eq_lower(n: &[u8], lower: &[u8]) -> bool {
     }
 }
 
+/// Whether `s` holds the byte `b`, a word at a time (for short slices such as
+/// header names, where a general search costs more to set up than to run).
+#[inline]
+pub fn contains_byte(s: &[u8], b: u8) -> bool {
+    // A word has a zero byte exactly when `(w - 0x01..) & !w & 0x80..` is
+    // non-zero; XOR with `b` in every byte turns `b` into zero.
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pat = LO * u64::from(b);
+    let has = |w: u64| {
+        let x = w ^ pat;
+        x.wrapping_sub(LO) & !x & HI != 0
+    };
+    let w8 = |i: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&s[i..i + 8]);
+        u64::from_le_bytes(a)
+    };
+    let len = s.len();
+    if len >= 8 {
+        let mut i = 0;
+        while i + 8 < len {
+            if has(w8(i)) {
+                return true;
+            }
+            i += 8;
+        }
+        has(w8(len - 8))
+    } else if len >= 4 {
+        // The first and last four bytes (overlapping below eight), widened.
+        let w4 = |i: usize| {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&s[i..i + 4]);
+            u64::from(u32::from_le_bytes(a))
+        };
+        has(w4(0) | w4(len - 4) << 32)
+    } else {
+        s.contains(&b)
+    }
+}
+
 /// What a `Connection` value says, read in one pass.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionTokens {
@@ -171,5 +212,28 @@ mod tests {
         let t = ConnectionTokens::read(b"close,");
         assert!(t.close && !t.keep_alive && !t.names_headers);
         assert_eq!(trim_ows(b"  "), b"");
+    }
+
+    #[test]
+    fn contains_byte_agrees_with_a_byte_search() {
+        // Every length to 40, the byte at every position or absent, among
+        // neighbours that differ from it by one bit (0x5E, 0x7F, 0xDF for
+        // `_`) or sit above it in a word (where a borrow could mislead).
+        for b in [b'_', 0u8, 0x80, 0xFF] {
+            for len in 0..40 {
+                for fill in [b ^ 1, b ^ 0x20, b ^ 0x80, b.wrapping_add(1), 0, 0xFF] {
+                    if fill == b {
+                        continue;
+                    }
+                    let mut s = vec![fill; len];
+                    assert!(!contains_byte(&s, b), "{b:#x} in {s:?}");
+                    for at in 0..len {
+                        s[at] = b;
+                        assert!(contains_byte(&s, b), "{b:#x} at {at} of {len}");
+                        s[at] = fill;
+                    }
+                }
+            }
+        }
     }
 }

@@ -228,7 +228,7 @@ impl<'a> LineCopier<'a> {
 
     /// Keeps the line whose name starts at `start` and whose (trimmed)
     /// value ends at `end`.
-    #[inline]
+    #[inline(always)]
     fn keep(&mut self, out: &mut Vec<u8>, start: usize, end: usize) {
         if self.buf.get(end..end + 2) == Some(b"\r\n") {
             match &mut self.run {
