@@ -4,20 +4,22 @@
 # keep-alive requests through a fresh proxy and upstream; the difference
 # cancels start-up and shutdown: (I(N2) - I(N1)) / (N2 - N1). Runs
 # alternate between the configurations, ROUNDS times, and the median of
-# each is reported: a networked proxy's event loop makes a few more or
-# fewer turns depending on timing, so single runs vary by a few percent.
+# each is reported. Proxy, upstream and client share CPU 0 (CPU=...): across
+# CPUs, whether a read the proxy makes right after writing finds the answer
+# or parks for it is a race, and single runs varied by 5-10%.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N1=${N1:-2000}
 N2=${N2:-6000}
 ROUNDS=${ROUNDS:-3}
+CPU=${CPU:-0}
 cargo build -q --release --bin switchyard --example keepalive_client
 work=$(mktemp -d)
 trap 'rm -rf "$work"; kill $(jobs -p) 2>/dev/null || true' EXIT
 
 count() { # metrics(true|false) requests -> instructions
   rm -f "$work/up.port"
-  python3 loadtest/upstream.py "$work/up.port" &
+  taskset -c "$CPU" python3 loadtest/upstream.py "$work/up.port" &
   local upid=$!
   while [ ! -s "$work/up.port" ]; do sleep 0.05; done
   local up port
@@ -33,11 +35,11 @@ routers:
   servers: [{port: $port}]
 YAML
   rm -f "$work/vg.log"
-  valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+  taskset -c "$CPU" valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
     target/release/switchyard run --config "$work/cfg.yaml" 2>"$work/vg.log" &
   local pid=$!
   until grep -q "listening on" "$work/vg.log" 2>/dev/null; do sleep 0.2; done
-  target/release/examples/keepalive_client "127.0.0.1:$port" "$2"
+  taskset -c "$CPU" target/release/examples/keepalive_client "127.0.0.1:$port" "$2"
   kill -TERM $pid
   wait $pid || true
   kill $upid 2>/dev/null || true

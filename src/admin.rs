@@ -418,7 +418,9 @@ fn router_series(state: &AdminState) -> std::collections::BTreeMap<String, Route
             n.latency.merge_into(&mut slot.1);
         }
         for (addr, n) in m.endpoints().iter() {
-            let key = addr.map_or_else(|| "other".to_string(), |a| a.to_string());
+            let key = addr
+                .0
+                .map_or_else(|| "other".to_string(), |a| a.to_string());
             let slot = r.endpoints.entry(key).or_default();
             slot.0 += n.requests.get();
             n.latency.merge_into(&mut slot.1);

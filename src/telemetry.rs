@@ -181,7 +181,7 @@ pub struct ListenerMetrics {
     published_names: arc_swap::ArcSwap<Vec<(Box<str>, Arc<NameMetrics>)>>,
     /// The per-endpoint series likewise; `None` is the fold of endpoints
     /// past the bound.
-    published_endpoints: arc_swap::ArcSwap<Vec<(Option<SocketAddr>, Arc<NameMetrics>)>>,
+    published_endpoints: arc_swap::ArcSwap<Vec<(EndpointKey, Arc<NameMetrics>)>>,
 }
 
 /// Failures by kind, each a counter.
@@ -222,7 +222,7 @@ impl ListenerMetrics {
 
     /// The per-endpoint series (`None`: the endpoints folded together past
     /// [`ENDPOINT_SERIES_MAX`]).
-    pub fn endpoints(&self) -> Arc<Vec<(Option<SocketAddr>, Arc<NameMetrics>)>> {
+    pub fn endpoints(&self) -> Arc<Vec<(EndpointKey, Arc<NameMetrics>)>> {
         self.published_endpoints.load_full()
     }
 
@@ -307,8 +307,30 @@ impl<K: std::hash::Hash + Eq + Clone> Series<K> {
 /// Per logical name (from the client's Host: bounded).
 pub type NameSeries = Series<Box<str>>;
 
+/// An endpoint's series key: `None` is the fold of endpoints past the bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointKey(pub Option<SocketAddr>);
+
+impl std::hash::Hash for EndpointKey {
+    /// An IPv4 endpoint hashes as one word (address and port), where the
+    /// derived hash made a call per field and per octet; each request looks
+    /// its endpoint's series up.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        match self.0 {
+            Some(SocketAddr::V4(a)) => {
+                h.write_u64(u64::from(a.ip().to_bits()) << 16 | u64::from(a.port()))
+            }
+            Some(SocketAddr::V6(a)) => {
+                h.write_u128(a.ip().to_bits());
+                h.write_u16(a.port());
+            }
+            None => h.write_u8(0),
+        }
+    }
+}
+
 /// Per endpoint (from discovery; bounded all the same).
-pub type EndpointSeries = Series<Option<SocketAddr>>;
+pub type EndpointSeries = Series<EndpointKey>;
 
 impl NameSeries {
     /// The series for `name` itself, for a caller to keep (a route keeps
@@ -336,9 +358,9 @@ impl EndpointSeries {
         self.with(
             &shared.published_endpoints,
             ENDPOINT_SERIES_MAX,
-            &Some(addr),
+            &EndpointKey(Some(addr)),
             |a| *a,
-            || None,
+            || EndpointKey(None),
             f,
         )
     }
@@ -387,7 +409,7 @@ mod tests {
         }
         let eps = m.endpoints();
         assert_eq!(eps.len(), ENDPOINT_SERIES_MAX + 1);
-        let other = eps.iter().find(|(k, _)| k.is_none()).expect("other");
+        let other = eps.iter().find(|(k, _)| k.0.is_none()).expect("other");
         assert_eq!(other.1.requests.get(), 10);
     }
 }

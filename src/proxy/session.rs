@@ -254,8 +254,12 @@ pub async fn serve_connection(
 async fn serve(c: &mut Client, shard: &ShardCx, lis: &ListenerCx) {
     // Every request of the connection is parsed into this one head.
     let mut head = RequestHead::default();
+    // When the connection last finished something: its idle time runs from
+    // here. One clock reading ends an exchange for its metrics, its access
+    // log line and the idle wait that follows.
+    let mut ended = std::time::Instant::now();
     loop {
-        match read_head(c, lis, shard, &mut head).await {
+        match read_head(c, lis, shard, &mut head, ended).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
@@ -287,9 +291,13 @@ async fn serve(c: &mut Client, shard: &ShardCx, lis: &ListenerCx) {
             Err(Abort::Close) if rec.status == 0 => Some(ErrorKind::UpstreamReset),
             _ => None,
         };
-        record(lis, &rec, started, failure);
+        ended = std::time::Instant::now();
+        let us = || micros(ended.duration_since(started));
+        if lis.metrics_enabled {
+            record(lis, &rec, us(), failure);
+        }
         if let (Some(log), Some(mut line)) = (&lis.access_log, rec.access.take()) {
-            let us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+            let us = us();
             access_line_end(
                 &mut line,
                 rec.status,
@@ -312,6 +320,10 @@ async fn serve(c: &mut Client, shard: &ShardCx, lis: &ListenerCx) {
             Err(Abort::Close) => return,
         }
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
 }
 
 /// What one exchange did, for its metrics and access log.
@@ -403,17 +415,8 @@ fn access_line_end(
 }
 
 /// Counts one exchange in the listener's and the name's series.
-fn record(
-    lis: &ListenerCx,
-    rec: &ExchangeRecord,
-    started: std::time::Instant,
-    failure: Option<ErrorKind>,
-) {
-    if !lis.metrics_enabled {
-        return;
-    }
+fn record(lis: &ListenerCx, rec: &ExchangeRecord, us: u64, failure: Option<ErrorKind>) {
     let m = &lis.metrics;
-    let us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
     m.requests.inc();
     if rec.status != 0 {
         m.response(rec.status);
@@ -454,6 +457,7 @@ async fn read_head(
     lis: &ListenerCx,
     shard: &ShardCx,
     head: &mut RequestHead,
+    idle_from: std::time::Instant,
 ) -> Result<bool, ProxyError> {
     let t = &lis.router.timeouts;
     let mut scanned = 0;
@@ -470,7 +474,10 @@ async fn read_head(
         }
         let read = match deadline {
             // Idle between requests: a drain ends this wait.
-            None => read_idle(c, &shard.idle, Deadline::after(t.idle)).await,
+            None => {
+                let at = Deadline::after_from(Instant::from_std(idle_from), t.idle);
+                read_idle(c, &shard.idle, at).await
+            }
             Some(at) => read_more(&mut c.stream, &mut c.buf, &mut c.deadline, at).await,
         };
         match read {
