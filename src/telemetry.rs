@@ -106,11 +106,6 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    #[inline]
-    pub fn record_us(&self, us: u64) {
-        self.record(Latency::of(us));
-    }
-
     /// Records a latency whose bucket is already found (one request counts
     /// in several histograms: its listener's, its name's, its endpoint's).
     #[inline]
@@ -374,7 +369,7 @@ mod tests {
     fn histogram_buckets_and_quantiles() {
         let h = Histogram::default();
         for us in [10, 30, 30, 700, 20_000_000] {
-            h.record_us(us);
+            h.record(Latency::of(us));
         }
         let mut s = HistogramSnapshot::default();
         h.merge_into(&mut s);

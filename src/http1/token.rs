@@ -64,6 +64,22 @@ pub fn list_elements(s: &[u8]) -> impl Iterator<Item = &[u8]> {
     s.split(|&b| b == b',').map(trim_ows)
 }
 
+/// Eight bytes of `s` from `i`, as one little-endian word.
+#[inline(always)]
+fn word8(s: &[u8], i: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&s[i..i + 8]);
+    u64::from_le_bytes(b)
+}
+
+/// Four bytes of `s` from `i`, as one little-endian word.
+#[inline(always)]
+fn word4(s: &[u8], i: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&s[i..i + 4]);
+    u32::from_le_bytes(b)
+}
+
 /// `n` equals `lower` (lowercase letters, digits and `-`), ASCII case
 /// aside, for `n` without CR: `| 0x20` lowercases `A-Z` and maps nothing
 /// else onto those bytes except CR onto `-` (header names are tokens, and
@@ -75,16 +91,7 @@ pub fn eq_lower(n: &[u8], lower: &[u8]) -> bool {
     if n.len() != len {
         return false;
     }
-    let w8 = |s: &[u8], i: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&s[i..i + 8]);
-        u64::from_le_bytes(b)
-    };
-    let w4 = |s: &[u8], i: usize| {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&s[i..i + 4]);
-        u32::from_le_bytes(b)
-    };
+    let (w8, w4) = (word8, word4);
     const FOLD8: u64 = 0x2020_2020_2020_2020;
     const FOLD4: u32 = 0x2020_2020;
     if len >= 8 {
@@ -116,29 +123,19 @@ pub fn contains_byte(s: &[u8], b: u8) -> bool {
         let x = w ^ pat;
         x.wrapping_sub(LO) & !x & HI != 0
     };
-    let w8 = |i: usize| {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&s[i..i + 8]);
-        u64::from_le_bytes(a)
-    };
     let len = s.len();
     if len >= 8 {
         let mut i = 0;
         while i + 8 < len {
-            if has(w8(i)) {
+            if has(word8(s, i)) {
                 return true;
             }
             i += 8;
         }
-        has(w8(len - 8))
+        has(word8(s, len - 8))
     } else if len >= 4 {
         // The first and last four bytes (overlapping below eight), widened.
-        let w4 = |i: usize| {
-            let mut a = [0u8; 4];
-            a.copy_from_slice(&s[i..i + 4]);
-            u64::from(u32::from_le_bytes(a))
-        };
-        has(w4(0) | w4(len - 4) << 32)
+        has(u64::from(word4(s, 0)) | u64::from(word4(s, len - 4)) << 32)
     } else {
         s.contains(&b)
     }
