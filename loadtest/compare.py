@@ -235,10 +235,7 @@ def tier0(run_dir, quick, rounds):
     """Instructions per request of each proxy (Switchyard with and without
     the override), each proxy alone under callgrind, `rounds` times
     (interleaved): {target: [per round]}."""
-    # nginx proxying on one CPU under callgrind takes about 30 ms a request
-    # (Switchyard and HAProxy about 1 ms), so --quick counts fewer requests
-    # to stay under five minutes.
-    n1, n2 = (300, 900) if quick else (2000, 6000)
+    n1, n2 = (1000, 3000) if quick else (2000, 6000)
     cfgs = {
         "switchyard": ([BIN, "run", "--config", os.path.join(PEERS, "switchyard.yaml"),
                         "--driver", "epoll"], 4140),
