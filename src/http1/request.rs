@@ -3,7 +3,9 @@
 //! demand that httparse leaves to its caller.
 
 use super::Span;
-use super::token::{contains_byte, eq_lower, is_host_char, is_token, list_elements, trim_ows};
+use super::token::{
+    all_visible_except, contains_byte, eq_lower, is_host_char, is_token, list_elements, trim_ows,
+};
 use crate::limits::{
     METHOD_BYTES_MAX, REQUEST_BODY_BYTES_MAX, REQUEST_HEAD_BYTES_MAX, REQUEST_HEADERS_MAX,
     REQUEST_TARGET_BYTES_MAX, VIA_OWN_HOPS_MAX,
@@ -356,10 +358,7 @@ fn check_head(
         return Err(err(HeadErrorKind::UriTooLong, "request target too long"));
     }
     // RFC 9112 §3.2: targets are visible ASCII; a fragment is never sent.
-    if target_b
-        .iter()
-        .any(|&b| !(0x21..=0x7e).contains(&b) || b == b'#')
-    {
+    if !all_visible_except(target_b, b'#') {
         return Err(bad("invalid request target"));
     }
     let target_span = Span::of(buf, target_b);
@@ -452,6 +451,8 @@ fn check_head(
                 }
                 te_seen = true;
             }
+            // Nearly every Connection value is a lone `keep-alive`.
+            HeaderKind::Connection if eq_lower(value, b"keep-alive") => keep_alive_token = true,
             HeaderKind::Connection => {
                 for t in list_elements(value) {
                     if t.is_empty() {
@@ -595,11 +596,23 @@ fn is_host(v: &[u8]) -> bool {
 /// underscores into dashes, so forwarding it would let a client smuggle the
 /// header past our checks.
 fn classify(name: &[u8]) -> Result<HeaderKind, HeadError> {
-    let kind = classify_exact(name, false);
-    // Without a `_` the folded reading is the exact one.
+    let kind = classify_exact(name);
+    // Folding `_` into `-` keeps a name's first letter and length, so only
+    // a name that shares both with one of ours that has a `-` (or starts
+    // like one of our prefixes) can fold into ours: most names skip the
+    // search for `_`.
+    let may_fold_into_ours = matches!(
+        (first_lower(name), name.len()),
+        (Some(b'c'), 14)
+            | (Some(b't'), 17)
+            | (Some(b'k' | b'd'), 10)
+            | (Some(b'p'), 16)
+            | (Some(b'l' | b'x'), _)
+    );
     if kind == HeaderKind::Other
+        && may_fold_into_ours
         && contains_byte(name, b'_')
-        && classify_exact(name, true) != HeaderKind::Other
+        && classify_folded(name) != HeaderKind::Other
     {
         return Err(bad(
             "underscore in a header name that controls framing or routing",
@@ -608,47 +621,69 @@ fn classify(name: &[u8]) -> Result<HeaderKind, HeadError> {
     Ok(kind)
 }
 
-pub(crate) fn classify_exact(name: &[u8], fold_underscore: bool) -> HeaderKind {
-    // Names are tokens (httparse checked), and on token bytes `| 0x20`
-    // lowercases exactly: it maps only `A-Z` onto the `a-z0-9-` our names
-    // use (the other bytes it would fold, such as CR, are not token bytes).
-    // So a name is compared eight bytes at a time with one OR and one
-    // compare each (see `eq_lower`). `_` for `-` (edge stripping of
-    // CGI-style variants) takes a byte-wise fold.
-    let same = |n: &[u8], a: &[u8]| {
-        if fold_underscore {
-            n.iter().zip(a).all(|(&x, &y)| {
-                let x = if x == b'_' { b'-' } else { x | 0x20 };
-                x == y
-            })
-        } else {
-            eq_lower(n, a)
-        }
-    };
-    let eq = |a: &[u8]| name.len() == a.len() && same(name, a);
-    let starts = |p: &[u8]| name.len() >= p.len() && same(&name[..p.len()], p);
-    // Dispatch on the first letter: most headers (Accept, Cookie,
-    // User-Agent...) are decided by one or two comparisons.
-    match name.first().map(|&b| b | 0x20) {
-        Some(b'h') if eq(b"host") => HeaderKind::Host,
-        Some(b'v') if eq(b"via") => HeaderKind::Via,
-        Some(b'e') if eq(b"expect") => HeaderKind::Expect,
-        Some(b'c') if eq(b"connection") => HeaderKind::Connection,
-        Some(b'c') if eq(b"content-length") => HeaderKind::ContentLength,
-        Some(b't') if eq(b"transfer-encoding") => HeaderKind::TransferEncoding,
-        Some(b't') if eq(b"te") || eq(b"trailer") => HeaderKind::HopByHop,
-        Some(b'k') if eq(b"keep-alive") => HeaderKind::HopByHop,
-        Some(b'p') if eq(b"proxy-connection") => HeaderKind::HopByHop,
-        Some(b'u') if eq(b"upgrade") => HeaderKind::HopByHop,
-        Some(b'l') if eq(b"l5d-dtab") => HeaderKind::L5dDtab,
-        Some(b'l') if eq(b"l5d-ctx-dtab") => HeaderKind::L5dCtxDtab,
+#[inline(always)]
+fn first_lower(name: &[u8]) -> Option<u8> {
+    name.first().map(|&b| b | 0x20)
+}
+
+/// The one whole name of ours with `name`'s first letter (ASCII case
+/// aside) and length, if any: no two of ours share both, and folding `_`
+/// into `-` keeps both.
+#[inline(always)]
+fn own_name(name: &[u8]) -> Option<(&'static [u8], HeaderKind)> {
+    use HeaderKind as K;
+    Some(match (first_lower(name)?, name.len()) {
+        (b'h', 4) => (b"host", K::Host),
+        (b'v', 3) => (b"via", K::Via),
+        (b'e', 6) => (b"expect", K::Expect),
+        (b'c', 10) => (b"connection", K::Connection),
+        (b'c', 14) => (b"content-length", K::ContentLength),
+        (b't', 17) => (b"transfer-encoding", K::TransferEncoding),
+        (b't', 2) => (b"te", K::HopByHop),
+        (b't', 7) => (b"trailer", K::HopByHop),
+        (b'k', 10) => (b"keep-alive", K::HopByHop),
+        (b'p', 16) => (b"proxy-connection", K::HopByHop),
+        (b'u', 7) => (b"upgrade", K::HopByHop),
+        (b'l', 8) => (b"l5d-dtab", K::L5dDtab),
+        (b'l', 12) => (b"l5d-ctx-dtab", K::L5dCtxDtab),
+        (b'd', 10) => (b"dtab-local", K::DtabLocal),
+        (b'f', 9) => (b"forwarded", K::Forwarded),
+        _ => return None,
+    })
+}
+
+/// What a header name is to us, ASCII case aside. Names are tokens
+/// (httparse checked), and on token bytes `| 0x20` lowercases exactly: it
+/// maps only `A-Z` onto the `a-z0-9-` our names use (the other bytes it
+/// would fold, such as CR, are not token bytes). So a name is compared
+/// eight bytes at a time with one OR and one compare each (see
+/// `eq_lower`), and most headers (Accept, Cookie, User-Agent...) are
+/// decided by their first letter and length without a comparison.
+#[inline(always)]
+pub(crate) fn classify_exact(name: &[u8]) -> HeaderKind {
+    if let Some((own, kind)) = own_name(name)
+        && eq_lower(name, own)
+    {
+        return kind;
+    }
+    let starts = |p: &[u8]| name.len() >= p.len() && eq_lower(&name[..p.len()], p);
+    match first_lower(name) {
         Some(b'l') if starts(b"l5d-ctx-") => HeaderKind::L5dCtx,
         Some(b'l') if starts(b"l5d-") => HeaderKind::L5d,
-        Some(b'd') if eq(b"dtab-local") => HeaderKind::DtabLocal,
         Some(b'x') if starts(b"x-forwarded-") => HeaderKind::Forwarded,
-        Some(b'f') if eq(b"forwarded") => HeaderKind::Forwarded,
         _ => HeaderKind::Other,
     }
+}
+
+/// [`classify_exact`] of `name` with each `_` read as `-` (how servers that
+/// fold CGI-style names would read it).
+#[cold]
+pub(crate) fn classify_folded(name: &[u8]) -> HeaderKind {
+    let folded: SmallVec<[u8; 32]> = name
+        .iter()
+        .map(|&b| if b == b'_' { b'-' } else { b })
+        .collect();
+    classify_exact(&folded)
 }
 
 #[cfg(test)]

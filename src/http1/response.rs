@@ -120,7 +120,7 @@ pub fn parse_response_into(
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
         let value = trim_ows(h.value);
-        let kind = classify_exact(name, false);
+        let kind = classify_exact(name);
         match kind {
             HeaderKind::ContentLength => {
                 let n = parse_content_length(value)

@@ -141,6 +141,39 @@ pub fn contains_byte(s: &[u8], b: u8) -> bool {
     }
 }
 
+/// Whether every byte of `s` is visible ASCII (`0x21..=0x7E`) other than
+/// `except`, eight bytes a word: the checks a request target needs (RFC
+/// 9112 §3.2), at a fraction of a byte loop's cost on a long path.
+#[inline]
+pub fn all_visible_except(s: &[u8], except: u8) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pat = LO * u64::from(except);
+    // A byte is bad when it is below 0x21, above 0x7E (0x7F and every byte
+    // with its top bit set) or equal to `except`. Each test sets that
+    // byte's top bit; borrows and carries only ever run out of a byte that
+    // is itself bad, so a clean word is never flagged (and a flagged word
+    // has a bad byte, wherever the flag lands).
+    let bad = |w: u64| {
+        let below = w.wrapping_sub(LO * 0x21) & !w;
+        let above = (w & !HI).wrapping_add(LO) | w;
+        let x = w ^ pat;
+        let equal = x.wrapping_sub(LO) & !x;
+        (below | above | equal) & HI != 0
+    };
+    let len = s.len();
+    let mut i = 0;
+    while i + 8 <= len {
+        if bad(word8(s, i)) {
+            return false;
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .all(|&b| (0x21..=0x7e).contains(&b) && b != except)
+}
+
 /// What a `Connection` value says, read in one pass.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionTokens {
@@ -209,6 +242,38 @@ mod tests {
         let t = ConnectionTokens::read(b"close,");
         assert!(t.close && !t.keep_alive && !t.names_headers);
         assert_eq!(trim_ows(b"  "), b"");
+    }
+
+    #[test]
+    fn all_visible_except_agrees_with_a_byte_loop() {
+        let slow = |s: &[u8]| s.iter().all(|&b| (0x21..=0x7e).contains(&b) && b != b'#');
+        // Every byte value at every position of every length to 24, among
+        // clean neighbours at both ends of the visible range.
+        for len in 1..24 {
+            for fill in [b'!', b'~', b'a', b'/'] {
+                let mut s = vec![fill; len];
+                assert!(all_visible_except(&s, b'#'));
+                for at in 0..len {
+                    for b in 0..=255u8 {
+                        s[at] = b;
+                        assert_eq!(
+                            all_visible_except(&s, b'#'),
+                            slow(&s),
+                            "{b:#x} at {at} of {len}"
+                        );
+                    }
+                    s[at] = fill;
+                }
+            }
+        }
+        // Two bad bytes in one word, where one's borrow meets the other.
+        for a in 0..=255u8 {
+            for b in [0u8, 0x20, 0x22, 0x23, 0x7f, 0x80, 0xff] {
+                let s = [b'x', a, b, b'x', b'x', b'x', b'x', b'x'];
+                assert_eq!(all_visible_except(&s, b'#'), slow(&s), "{a:#x} {b:#x}");
+            }
+        }
+        assert!(all_visible_except(b"", b'#'));
     }
 
     #[test]

@@ -341,18 +341,14 @@ fn header_names_classify_in_any_case() {
             })
             .collect();
         for spelled in [name.to_string(), upper, mixed] {
-            assert_eq!(
-                classify_exact(spelled.as_bytes(), false),
-                *kind,
-                "{spelled}"
-            );
+            assert_eq!(classify_exact(spelled.as_bytes()), *kind, "{spelled}");
         }
         // One byte changed anywhere (a letter's neighbour, or `-` to `.`):
         // not ours, unless it is still one of our prefixes.
         for i in 0..name.len() {
             let mut b = name.as_bytes().to_vec();
             b[i] = if b[i] == b'-' { b'.' } else { b[i] + 1 };
-            let got = classify_exact(&b, false);
+            let got = classify_exact(&b);
             let prefixed = b.starts_with(b"l5d-") || b.starts_with(b"x-forwarded-");
             assert!(
                 got != *kind || prefixed,
@@ -362,10 +358,93 @@ fn header_names_classify_in_any_case() {
         }
     }
     assert_eq!(
-        classify_exact(b"Content_Length", true),
+        classify_folded(b"Content_Length"),
         HeaderKind::ContentLength
     );
-    assert_eq!(classify_exact(b"Content_Length", false), HeaderKind::Other);
+    assert_eq!(classify_exact(b"Content_Length"), HeaderKind::Other);
+}
+
+/// `classify` decides by first letter and length before it compares; it must
+/// give what its definition says: the exact reading, or a refusal when that
+/// is `Other` but the name with `_` read as `-` is one of ours.
+#[test]
+fn classify_agrees_with_its_definition() {
+    let defined = |n: &[u8]| {
+        let kind = classify_exact(n);
+        let folded: Vec<u8> = n
+            .iter()
+            .map(|&b| if b == b'_' { b'-' } else { b })
+            .collect();
+        if kind == HeaderKind::Other && classify_exact(&folded) != HeaderKind::Other {
+            None
+        } else {
+            Some(kind)
+        }
+    };
+    let mut names: Vec<Vec<u8>> = [
+        "te",
+        "via",
+        "host",
+        "expect",
+        "trailer",
+        "upgrade",
+        "l5d-dtab",
+        "forwarded",
+        "connection",
+        "keep-alive",
+        "dtab-local",
+        "l5d-ctx-dtab",
+        "content-length",
+        "proxy-connection",
+        "transfer-encoding",
+        "l5d-ctx-trace",
+        "l5d-reqid",
+        "x-forwarded-for",
+        "x-request-id",
+        "accept",
+        "cookie",
+        "user-agent",
+        "a",
+        "t",
+        "x",
+        "l",
+        "l5d",
+        "l5d_",
+        "hosts",
+        "vias",
+        "x-forwarded-",
+        "cache-control",
+    ]
+    .iter()
+    .map(|n| n.as_bytes().to_vec())
+    .collect();
+    // Each name in capitals, with each `-` turned into `_` one at a time
+    // and all at once, and with each byte nudged to a neighbour.
+    for n in names.clone() {
+        names.push(n.to_ascii_uppercase());
+        names.push(
+            n.iter()
+                .map(|&b| if b == b'-' { b'_' } else { b })
+                .collect(),
+        );
+        for i in 0..n.len() {
+            let mut m = n.clone();
+            if m[i] == b'-' {
+                m[i] = b'_';
+                names.push(m.clone());
+            }
+            m[i] = n[i] ^ 1;
+            names.push(m);
+        }
+    }
+    for n in &names {
+        assert_eq!(
+            classify(n).ok(),
+            defined(n),
+            "{:?}",
+            String::from_utf8_lossy(n)
+        );
+    }
 }
 
 /// The fast path (httparse finds the end; each line's end is checked after)
