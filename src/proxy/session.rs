@@ -1000,15 +1000,18 @@ async fn forward_length(
     watch_early_response: bool,
 ) -> Result<(), BodyFail> {
     while n > 0 {
-        if watch_early_response && peer_has_spoken(dst) {
-            return Err(BodyFail::EarlyResponse);
-        }
         if buf.is_empty() {
             let at = Deadline::after(dur);
             read_more(src, buf, dl, at).await.map_err(|f| match f {
                 ReadFail::TimedOut => BodyFail::SourceTimedOut,
                 _ => BodyFail::SourceGone,
             })?;
+        }
+        // Checked right before each write, after any wait for the client:
+        // an upstream that answered while we waited for the body has not
+        // read it, and must not get it (it would parse as a request).
+        if watch_early_response && peer_has_spoken(dst) {
+            return Err(BodyFail::EarlyResponse);
         }
         let take = (buf.len() as u64).min(n) as usize;
         let at = Deadline::after(dur);

@@ -50,7 +50,7 @@ impl Env {
     fn start(driver: &str) -> Env {
         let base = Upstream::start(Reply::Describe("base"));
         let canary = Upstream::start(Reply::Describe("canary"));
-        let early = Upstream::start(Reply::EarlyReject);
+        let early = Upstream::start(Reply::EarlyReject(Duration::ZERO));
         let proxy = Proxy::start(&proxy_yaml(&base, &canary, &early), driver);
         Env {
             proxy,

@@ -572,3 +572,36 @@ fn a_stale_connection_reused_at_once_is_retried_for_idempotent_requests() {
         assert!(up.connections.load(std::sync::atomic::Ordering::Relaxed) >= 5);
     }
 }
+
+/// An upstream that answers while the proxy is still waiting for the
+/// client's body has not read that body: the body must not be written to
+/// it afterwards, nor its connection reused, or the body (here a request
+/// of its own) would reach it as the next request, ahead of another
+/// client's. The answer comes 50 ms after the head and the body 200 ms
+/// after it, so the answer is in before the body, every time.
+#[test]
+fn an_upstream_that_answers_before_the_body_never_gets_it() {
+    for driver in drivers() {
+        let up = Upstream::start(Reply::EarlyReject(Duration::from_millis(50)));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let mut a = Client::connect(px.addr("out"));
+        a.send(b"POST /upload HTTP/1.1\r\nHost: web\r\nContent-Length: 37\r\n\r\n");
+        std::thread::sleep(Duration::from_millis(200));
+        // The client may already be closed on: the write can fail.
+        let _ = std::io::Write::write_all(
+            &mut a.stream,
+            b"GET /admin HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        );
+        assert_eq!(a.response().expect("A's response").status, 400, "{driver}");
+        let mut b = Client::connect(px.addr("out"));
+        b.send(b"GET /b HTTP/1.1\r\nHost: web\r\n\r\n");
+        assert_eq!(b.response().expect("B's response").status, 400, "{driver}");
+        let seen = up.all_text();
+        assert!(!seen.contains("GET /admin"), "{driver}: {seen:?}");
+        assert_eq!(
+            up.connections.load(std::sync::atomic::Ordering::Relaxed),
+            2,
+            "{driver}: B on a fresh connection"
+        );
+    }
+}

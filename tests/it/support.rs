@@ -239,9 +239,9 @@ pub enum Reply {
     Slow(Duration, &'static str),
     /// 200 with a chunked body echoing the request body.
     EchoChunked,
-    /// `400` with `Content-Length: 0` as soon as a head is read, without
-    /// reading the body, keeping the connection open.
-    EarlyReject,
+    /// `400` with `Content-Length: 0` this long after a head is read,
+    /// without reading the body, keeping the connection open.
+    EarlyReject(Duration),
     /// 200 with this body, announcing keep-alive, then closing the
     /// connection anyway (as an upstream's idle timeout would).
     CloseAfter(&'static str),
@@ -466,7 +466,8 @@ fn upstream_conn(
             buf.drain(..head_len);
             continue;
         }
-        if let Reply::EarlyReject = &reply {
+        if let Reply::EarlyReject(after) = &reply {
+            std::thread::sleep(*after);
             let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
             buf.drain(..head_len);
             continue;
@@ -536,7 +537,7 @@ fn upstream_conn(
                 r.extend_from_slice(b"0\r\n\r\n");
                 r
             }
-            Reply::Raw(_) | Reply::EarlyReject => unreachable!("handled above"),
+            Reply::Raw(_) | Reply::EarlyReject(_) => unreachable!("handled above"),
         };
         if s.write_all(&response).is_err() || matches!(reply, Reply::CloseAfter(_)) {
             return;
