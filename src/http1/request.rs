@@ -601,16 +601,15 @@ fn classify(name: &[u8]) -> Result<HeaderKind, HeadError> {
     // a name that shares both with one of ours that has a `-` (or starts
     // like one of our prefixes) can fold into ours: most names skip the
     // search for `_`.
-    let may_fold_into_ours = matches!(
-        (first_lower(name), name.len()),
-        (Some(b'c'), 14)
-            | (Some(b't'), 17)
-            | (Some(b'k' | b'd'), 10)
-            | (Some(b'p'), 16)
-            | (Some(b'l' | b'x'), _)
-    );
     if kind == HeaderKind::Other
-        && may_fold_into_ours
+        && matches!(
+            (first_lower(name), name.len()),
+            (Some(b'c'), 14)
+                | (Some(b't'), 17)
+                | (Some(b'k' | b'd'), 10)
+                | (Some(b'p'), 16)
+                | (Some(b'l' | b'x'), _)
+        )
         && contains_byte(name, b'_')
         && classify_folded(name) != HeaderKind::Other
     {

@@ -64,6 +64,10 @@ pub fn list_elements(s: &[u8]) -> impl Iterator<Item = &[u8]> {
     s.split(|&b| b == b',').map(trim_ows)
 }
 
+/// 0x01 and 0x80 in every byte of a word, for the byte-wise tests below.
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
 /// Eight bytes of `s` from `i`, as one little-endian word.
 #[inline(always)]
 fn word8(s: &[u8], i: usize) -> u64 {
@@ -116,8 +120,6 @@ pub fn eq_lower(n: &[u8], lower: &[u8]) -> bool {
 pub fn contains_byte(s: &[u8], b: u8) -> bool {
     // A word has a zero byte exactly when `(w - 0x01..) & !w & 0x80..` is
     // non-zero; XOR with `b` in every byte turns `b` into zero.
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
     let pat = LO * u64::from(b);
     let has = |w: u64| {
         let x = w ^ pat;
@@ -146,8 +148,6 @@ pub fn contains_byte(s: &[u8], b: u8) -> bool {
 /// 9112 §3.2), at a fraction of a byte loop's cost on a long path.
 #[inline]
 pub fn all_visible_except(s: &[u8], except: u8) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
     let pat = LO * u64::from(except);
     // A byte is bad when it is below 0x21, above 0x7E (0x7F and every byte
     // with its top bit set) or equal to `except`. Each test sets that
