@@ -446,9 +446,17 @@ def main():
                 c1 = load(target, "0", 1, secs, warm)
                 m["c1_p50_us"], m["c1_p99_us"] = c1["latency_us"]["p50"], c1["latency_us"]["p99"]
                 for size, path in (("6B", "/"), ("16KiB", "/16k")):
+                    before = cpu_seconds(proxy.pid) if proxy else 0
                     c32 = load(target, "0", 32, secs, warm, path=path)
                     m[f"c32_rps_{size}"] = c32["rps"]
                     m[f"errors_{size}"] = c32["errors"] + c32["non_2xx"]
+                    if proxy:
+                        # The proxy's own CPU (user + system) over warm-up
+                        # and measurement, per request: unlike the cost
+                        # above, it does not move with how the client and
+                        # upstream fare on the shared CPU.
+                        m[f"c32_proxy_cpu_us_{size}"] = (cpu_seconds(proxy.pid) - before) * 1e6 / (
+                            c32["rps"] * (secs + warm))
                 if proxy:
                     m.update(perf_per_request(proxy, target, secs))
                 # Tier 2: the proxy alone on CPU 0, the rest on CPU 1.
@@ -540,6 +548,15 @@ def write_report(res, run_dir):
             continue
         lines.append(f"| {n} | {cell(cost['6B'][n])} | {r6[n]:.2f}x | {cell(cost['16KiB'][n])} | {r16[n]:.2f}x | "
                      f"{cell(add50[n])} | {cell(add99[n])} | {errs} |")
+    cpu = {size: {n: [rd[n].get(f"c32_proxy_cpu_us_{size}") for rd in rounds] for n in names[1:]}
+           for size in ("6B", "16KiB")}
+    if all(x is not None for size in cpu for xs in cpu[size].values() for x in xs):
+        lines += ["", "Proxy CPU per request at c=32 (user + system time from /proc, over the same runs; "
+                  "for 2 hops, the one process serves both):", "",
+                  "| target | CPU µs/req 6 B | vs nginx | CPU µs/req 16 KiB | vs nginx |", "|---|---|---|---|---|"]
+        c6, c16 = vs_nginx({**cpu["6B"], "direct": []}), vs_nginx({**cpu["16KiB"], "direct": []})
+        for n in names[1:]:
+            lines.append(f"| {n} | {cell(cpu['6B'][n])} | {c6[n]:.2f}x | {cell(cpu['16KiB'][n])} | {c16[n]:.2f}x |")
     lines += ["", "## Tier 0 and kernel work", "",
               "| target | user instructions/req (callgrind) | syscalls/req c=32 | context switches/req c=32 |",
               "|---|---|---|---|"]
