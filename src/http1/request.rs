@@ -675,14 +675,19 @@ pub(crate) fn classify_exact(name: &[u8]) -> HeaderKind {
 }
 
 /// [`classify_exact`] of `name` with each `_` read as `-` (how servers that
-/// fold CGI-style names would read it).
+/// fold CGI-style names would read it). Without allocating: only the first
+/// 32 bytes are folded and read, which decide as the whole name would. Our
+/// whole names are at most 17 bytes long, so a name longer than that can
+/// only be ours by a prefix (at most 12 bytes), and a cut at 32 keeps it
+/// longer than 17.
 #[cold]
 pub(crate) fn classify_folded(name: &[u8]) -> HeaderKind {
-    let folded: SmallVec<[u8; 32]> = name
-        .iter()
-        .map(|&b| if b == b'_' { b'-' } else { b })
-        .collect();
-    classify_exact(&folded)
+    let mut folded = [0u8; 32];
+    let n = name.len().min(folded.len());
+    for (f, &b) in folded.iter_mut().zip(&name[..n]) {
+        *f = if b == b'_' { b'-' } else { b };
+    }
+    classify_exact(&folded[..n])
 }
 
 #[cfg(test)]
