@@ -316,6 +316,9 @@ async fn serve(c: &mut Client, shard: &ShardCx, lis: &ListenerCx) {
                 if close || response_for(&e).close {
                     return;
                 }
+                // Idle from when the error response went out, not from
+                // before it was written.
+                ended = std::time::Instant::now();
             }
             Err(Abort::Close) => return,
         }
