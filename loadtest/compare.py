@@ -89,17 +89,35 @@ def stop_all():
     children.clear()
 
 
-def stop(p, timeout=30):
-    """Stops one started process (and its group) and forgets it."""
+def stop(p, timeout=30, wake_port=None):
+    """Stops one started process (and its group) and forgets it.
+
+    `wake_port`: for a proxy under valgrind, which can hold a signal that
+    lands just before a blocking epoll_wait until that call returns.
+    nginx's waits for its 60 s upstream keep-alive timer, which made half
+    of nginx's tier-0 runs take a minute to stop (120 s of a 320 s --quick
+    run). A connection to its port every half second ends the wait, so the
+    held signal is delivered."""
     try:
         os.killpg(p.pid, signal.SIGTERM)
     except ProcessLookupError:
         pass
-    try:
-        p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
+    deadline = time.time() + timeout
+    while True:
+        try:
+            p.wait(timeout=0.5 if wake_port else timeout)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if time.time() >= deadline:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            break
+        if wake_port:
+            try:
+                socket.create_connection(("127.0.0.1", wake_port), timeout=0.2).close()
+            except OSError:
+                pass
     children.remove(p)
 
 
@@ -217,7 +235,7 @@ def callgrind_per_request(cmd, port, run_dir, name, n1, n2, host, headers):
             # race with the other CPU, and that race moved Switchyard's
             # count by 5-10% between runs. On one CPU it repeats within 1%.
             subprocess.run(["taskset", "-c", "0"] + args, check=True, stdout=subprocess.DEVNULL)
-            stop_under_valgrind(p, port)
+            stop(p, timeout=90, wake_port=port)
             with open(log) as f:
                 for line in f:
                     if "Collected :" in line:
@@ -229,35 +247,6 @@ def callgrind_per_request(cmd, port, run_dir, name, n1, n2, host, headers):
             return None
         counts.append(total)
     return (counts[1] - counts[0]) / (n2 - n1)
-
-
-def stop_under_valgrind(p, port, timeout=90):
-    """Stops a proxy running under valgrind. Valgrind can hold a signal that
-    lands just before a blocking epoll_wait until that call returns: nginx's
-    waits for its 60 s upstream keep-alive timer, which made half of
-    nginx's tier-0 runs take a minute to stop (120 s of a 320 s --quick
-    run). A connection to its port ends the wait, so the held signal is
-    delivered at once."""
-    try:
-        os.killpg(p.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    deadline = time.time() + timeout
-    while True:
-        try:
-            p.wait(timeout=0.5)
-            break
-        except subprocess.TimeoutExpired:
-            pass
-        if time.time() > deadline:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-            break
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        except OSError:
-            pass
-    children.remove(p)
 
 
 def tier0(run_dir, quick, rounds):
