@@ -23,7 +23,10 @@ then runs interleaved rounds (every target once per round, direct first) of:
 
 Targets: direct, switchyard (Host routing through the Part VI-shaped dtab),
 switchyard+override (an l5d-dtab on every request), switchyard-2hop
-(outgoing -> incoming), nginx, haproxy. Writes report.md (medians of
+(outgoing -> incoming), nginx, haproxy, and floor: examples/floor.rs, a
+bare monoio + httparse proxy with no routing, checks or rewriting, which
+shows in the same run what the runtime, the parser and the kernel cost
+before any of Switchyard's own work. Writes report.md (medians of
 per-round figures and ratios, with their spread), results.json, latency.svg
 and the HdrHistogram logs into the results folder (git ignores
 loadtest/results). Every process it starts is stopped by PID on exit, on
@@ -47,6 +50,7 @@ PEERS = os.path.join(ROOT, "loadtest", "peers")
 BIN = os.path.join(ROOT, "target", "release", "switchyard")
 LOAD = os.path.join(ROOT, "target", "release", "switchyard-load")
 CLIENT = os.path.join(ROOT, "target", "release", "examples", "keepalive_client")
+FLOOR = os.path.join(ROOT, "target", "release", "examples", "floor")
 
 OVERRIDE = "l5d-dtab: /host/bench => /srv/bench-v2;"
 # name -> (port, Host header, extra headers)
@@ -57,6 +61,7 @@ TARGETS = {
     "switchyard-2hop": (4140, "bench-mesh", []),
     "nginx": (4150, "bench", []),
     "haproxy": (4160, "bench", []),
+    "floor": (4170, "bench", []),
 }
 PROXY_OF = {
     "switchyard": "switchyard",
@@ -64,6 +69,7 @@ PROXY_OF = {
     "switchyard-2hop": "switchyard",
     "nginx": "nginx",
     "haproxy": "haproxy",
+    "floor": "floor",
 }
 
 children = []
@@ -211,7 +217,9 @@ def start_proxies(run_dir, cpus):
                            os.path.join(run_dir, "nginx.log"), cpus)
     procs["haproxy"] = spawn([which("haproxy"), "-db", "-f", render("haproxy.cfg", run_dir)],
                              os.path.join(run_dir, "haproxy.log"), cpus)
-    for name, port in (("switchyard", 4140), ("nginx", 4150), ("haproxy", 4160)):
+    procs["floor"] = spawn([FLOOR, "127.0.0.1:4170", "127.0.0.1:9000"],
+                           os.path.join(run_dir, "floor.log"), cpus)
+    for name, port in (("switchyard", 4140), ("nginx", 4150), ("haproxy", 4160), ("floor", 4170)):
         wait_port(port, procs[name], name)
     return procs
 
@@ -259,10 +267,12 @@ def tier0(run_dir, quick, rounds):
                         "--driver", "epoll"], 4140),
         "nginx": ([which("nginx"), "-c", os.path.join(run_dir, "nginx.conf")], 4150),
         "haproxy": ([which("haproxy"), "-db", "-f", os.path.join(run_dir, "haproxy.cfg")], 4160),
+        # On epoll, as Switchyard is counted.
+        "floor": ([FLOOR, "--epoll", "127.0.0.1:4170", "127.0.0.1:9000"], 4170),
     }
     out = {}
     for r in range(rounds):
-        for target in ("switchyard", "switchyard+override", "nginx", "haproxy"):
+        for target in ("switchyard", "switchyard+override", "nginx", "haproxy", "floor"):
             cmd, port = cfgs[PROXY_OF[target]]
             _, host, headers = TARGETS[target]
             v = callgrind_per_request(cmd, port, run_dir, target.replace("+", "-"), n1, n2,
@@ -412,7 +422,8 @@ def main():
         f.write("x" * 16384)
     if not a.no_build:
         subprocess.run(["cargo", "build", "-q", "--release", "--bin", "switchyard",
-                        "--example", "keepalive_client"], cwd=ROOT, check=True)
+                        "--example", "keepalive_client", "--example", "floor"], cwd=ROOT,
+                       check=True)
         subprocess.run(["cargo", "build", "-q", "--release", "-p", "switchyard-load"], cwd=ROOT,
                        check=True)
     ensure_peers()
@@ -503,7 +514,8 @@ def main():
 
 def write_report(res, run_dir):
     rounds = res["rounds"]
-    names = list(TARGETS)
+    # (Results from before the floor was measured have no row for it.)
+    names = [n for n in TARGETS if n in rounds[0]]
 
     def per_round(f):
         return {n: [f(rd, n) for rd in rounds] for n in names}
@@ -523,7 +535,10 @@ def write_report(res, run_dir):
     lines = [f"# Proxy comparison, {m['date']}", "",
              f"Commit {m['commit']}, {m['machine']}, `{m['command']}`, {len(rounds)} interleaved rounds "
              f"(direct first). Figures are medians over rounds, with the range in brackets; "
-             f"ratios are medians of per-round ratios.", "",
+             f"ratios are medians of per-round ratios."
+             + (" `floor` is examples/floor.rs, a bare monoio + httparse proxy (no routing, checks "
+                "or rewriting): what the runtime, the parser and the kernel cost on this machine "
+                "before any of Switchyard's own work." if "floor" in names else ""), "",
              "## Tier 1: everything on CPU 0, closed loop", "",
              "| target | cost µs/req 6 B | vs nginx | cost µs/req 16 KiB | vs nginx | c=1 added p50 µs | c=1 added p99 µs | errors |",
              "|---|---|---|---|---|---|---|---|"]
