@@ -2,6 +2,7 @@
 """Switchyard against a direct connection, nginx and HAProxy, in one run.
 
     python3 loadtest/compare.py [--quick] [--rounds N] [--out DIR]
+    python3 loadtest/compare.py --tier1-only --targets floor,switchyard,nginx --rounds 8
 
 Starts, pinned with taskset, a one-worker nginx upstream on 127.0.0.1:9000,
 Switchyard (loadtest/peers/switchyard.yaml, full routing), nginx and HAProxy
@@ -257,7 +258,7 @@ def callgrind_per_request(cmd, port, run_dir, name, n1, n2, host, headers):
     return (counts[1] - counts[0]) / (n2 - n1)
 
 
-def tier0(run_dir, quick, rounds):
+def tier0(run_dir, quick, rounds, targets):
     """Instructions per request of each proxy (Switchyard with and without
     the override), each proxy alone under callgrind, `rounds` times
     (interleaved): {target: [per round]}."""
@@ -273,6 +274,8 @@ def tier0(run_dir, quick, rounds):
     out = {}
     for r in range(rounds):
         for target in ("switchyard", "switchyard+override", "nginx", "haproxy", "floor"):
+            if target not in targets:
+                continue
             cmd, port = cfgs[PROXY_OF[target]]
             _, host, headers = TARGETS[target]
             v = callgrind_per_request(cmd, port, run_dir, target.replace("+", "-"), n1, n2,
@@ -401,6 +404,11 @@ def main():
     ap.add_argument("--out", help="results folder (default loadtest/results/<time>)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--skip-tier0", action="store_true")
+    ap.add_argument("--targets", help="comma-separated targets to measure (direct always runs "
+                    "first); default: all of " + ", ".join(TARGETS))
+    ap.add_argument("--tier1-only", action="store_true",
+                    help="tier 1 alone (c=1 latency, c=32 cost and proxy CPU): no perf, tier 2, "
+                    "RSS or tier 0, so more rounds fit in the same time")
     ap.add_argument("--report-only", metavar="DIR",
                     help="rewrite report.md and latency.svg from DIR/results.json")
     a = ap.parse_args()
@@ -412,6 +420,13 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     if os.cpu_count() < 2:
         raise SystemExit("needs at least 2 CPUs")
+    targets = list(TARGETS)
+    if a.targets:
+        wanted = [t.strip() for t in a.targets.split(",") if t.strip()]
+        unknown = [t for t in wanted if t not in TARGETS]
+        if unknown:
+            raise SystemExit(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}")
+        targets = ["direct"] + [t for t in TARGETS if t in wanted and t != "direct"]
     secs, warm = (1.5, 0.5) if a.quick else (4, 1.5)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_dir = os.path.abspath(a.out or os.path.join(ROOT, "loadtest", "results", stamp))
@@ -436,7 +451,7 @@ def main():
         procs = start_proxies(run_dir, "0")
         for r in range(a.rounds):
             rnd = {}
-            for target in TARGETS:
+            for target in targets:
                 proxy = procs.get(PROXY_OF.get(target, ""))
                 m = {}
                 # Tier 1: everything on CPU 0.
@@ -457,6 +472,11 @@ def main():
                         # upstream fare on the shared CPU.
                         m[f"c32_proxy_cpu_us_{size}"] = (cpu_seconds(proxy.pid) - before) * 1e6 / (
                             c32["rps"] * (secs + warm))
+                if a.tier1_only:
+                    rnd[target] = m
+                    print(f"round {r + 1}/{a.rounds} {target}: c1 p50 {m['c1_p50_us']:.1f} us, "
+                          f"c32 {m['c32_rps_6B']:.0f} rps", file=sys.stderr)
+                    continue
                 if proxy:
                     m.update(perf_per_request(proxy, target, secs))
                 # Tier 2: the proxy alone on CPU 0, the rest on CPU 1.
@@ -486,16 +506,17 @@ def main():
         pin(up, "1")
         for p in procs.values():
             pin(p, "0")
-        results["rss"] = rss_with_idle_connections(procs, 10_000)
+        if not a.tier1_only:
+            results["rss"] = rss_with_idle_connections(procs, 10_000)
         # Tier 0 runs each proxy alone under callgrind, against the same
         # upstream, all on CPU 0.
         for p in procs.values():
             stop(p)
         pin(up, "0")
-        if not a.skip_tier0:
+        if not (a.skip_tier0 or a.tier1_only):
             # --quick counts once: three rounds of it would take the run past
             # five minutes.
-            results["tier0"] = tier0(run_dir, a.quick, 1 if a.quick else a.rounds)
+            results["tier0"] = tier0(run_dir, a.quick, 1 if a.quick else a.rounds, targets)
     finally:
         stop_all()
     results["meta"] = {
@@ -525,7 +546,8 @@ def write_report(res, run_dir):
         cost[size] = per_round(lambda rd, n: 1e6 / rd[n][f"c32_rps_{size}"] - 1e6 / rd["direct"][f"c32_rps_{size}"])
     add50 = per_round(lambda rd, n: rd[n]["c1_p50_us"] - rd["direct"]["c1_p50_us"])
     add99 = per_round(lambda rd, n: rd[n]["c1_p99_us"] - rd["direct"]["c1_p99_us"])
-    vs_nginx = lambda table: {n: median([a / b for a, b in zip(table[n], table["nginx"]) if b]) for n in names}
+    vs_nginx = lambda table: {n: median([a / b for a, b in zip(table[n], table.get("nginx", [])) if b])
+                              for n in names}
 
     def cell(xs, fmt="{:.1f}"):
         lo, hi = spread(xs)
@@ -540,18 +562,18 @@ def write_report(res, run_dir):
                 "or rewriting): what the runtime, the parser and the kernel cost on this machine "
                 "before any of Switchyard's own work." if "floor" in names else ""), "",
              "## Tier 1: everything on CPU 0, closed loop", "",
-             "| target | cost µs/req 6 B | vs nginx | cost µs/req 16 KiB | vs nginx | c=1 added p50 µs | c=1 added p99 µs | errors |",
-             "|---|---|---|---|---|---|---|---|"]
-    r6, r16 = vs_nginx(cost["6B"]), vs_nginx(cost["16KiB"])
+             "| target | cost µs/req 6 B | vs nginx | cost µs/req 16 KiB | vs nginx | c=1 added p50 µs | vs nginx | c=1 added p99 µs | errors |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    r6, r16, r50 = vs_nginx(cost["6B"]), vs_nginx(cost["16KiB"]), vs_nginx(add50)
     for n in names:
         errs = sum(rd[n]["errors_6B"] + rd[n]["errors_16KiB"] for rd in rounds)
         if n == "direct":
             lines.append(f"| direct | {cell([1e6 / rd['direct']['c32_rps_6B'] for rd in rounds])} (total) | | "
                          f"{cell([1e6 / rd['direct']['c32_rps_16KiB'] for rd in rounds])} (total) | | "
-                         f"p50 {cell([rd['direct']['c1_p50_us'] for rd in rounds])} | p99 {cell([rd['direct']['c1_p99_us'] for rd in rounds])} | {errs} |")
+                         f"p50 {cell([rd['direct']['c1_p50_us'] for rd in rounds])} | | p99 {cell([rd['direct']['c1_p99_us'] for rd in rounds])} | {errs} |")
             continue
         lines.append(f"| {n} | {cell(cost['6B'][n])} | {r6[n]:.2f}x | {cell(cost['16KiB'][n])} | {r16[n]:.2f}x | "
-                     f"{cell(add50[n])} | {cell(add99[n])} | {errs} |")
+                     f"{cell(add50[n])} | {r50[n]:.2f}x | {cell(add99[n])} | {errs} |")
     cpu = {size: {n: [rd[n].get(f"c32_proxy_cpu_us_{size}") for rd in rounds] for n in names[1:]}
            for size in ("6B", "16KiB")}
     if all(x is not None for size in cpu for xs in cpu[size].values() for x in xs):
@@ -561,6 +583,14 @@ def write_report(res, run_dir):
         c6, c16 = vs_nginx({**cpu["6B"], "direct": []}), vs_nginx({**cpu["16KiB"], "direct": []})
         for n in names[1:]:
             lines.append(f"| {n} | {cell(cpu['6B'][n])} | {c6[n]:.2f}x | {cell(cpu['16KiB'][n])} | {c16[n]:.2f}x |")
+    kernel = any("syscalls" in rd[n] for rd in rounds for n in names)
+    if not (kernel or res["tier0"]):
+        lines.append("")
+        lines.append("(Tier 1 only: no tier 0, perf, tier 2 or RSS in this run.)")
+        with open(os.path.join(run_dir, "report.md"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return
     lines += ["", "## Tier 0 and kernel work", "",
               "| target | user instructions/req (callgrind) | syscalls/req c=32 | context switches/req c=32 |",
               "|---|---|---|---|"]
