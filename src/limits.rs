@@ -96,6 +96,12 @@ pub const UPSTREAM_READ_BUFFER_BYTES: usize = 32 * 1024;
 /// from the read buffer.
 pub const COALESCE_BODY_BYTES_MAX: usize = 4 * 1024;
 
+/// Request body bytes still to come that the proxy reads and drops after
+/// an upstream answered before taking them, to keep the client's
+/// connection: a client still sending more than this is closed on instead,
+/// which also stops its upload.
+pub const DISCARD_BODY_BYTES_MAX: u64 = 1024 * 1024;
+
 /// Idle upstream connections kept per endpoint per shard.
 pub const POOL_IDLE_PER_ENDPOINT_MAX: usize = 64;
 

@@ -13,7 +13,7 @@ use crate::discovery::Published;
 use crate::http1::chunked::{ChunkedDecoder, ChunkedEvent};
 use crate::http1::request::{BodyFraming, RequestHead, parse_request_into};
 use crate::http1::response::{ResponseFraming, ResponseHead, parse_response_into};
-use crate::limits::{COALESCE_BODY_BYTES_MAX, READ_BUFFER_BYTES};
+use crate::limits::{COALESCE_BODY_BYTES_MAX, DISCARD_BODY_BYTES_MAX, READ_BUFFER_BYTES};
 use crate::routing::GlobalNamer;
 use crate::routing::snapshot::Snapshot;
 use crate::telemetry::{ListenerMetrics, NameSeries};
@@ -656,6 +656,9 @@ async fn exchange(
 
     let mut body_sent = !has_body;
     let mut client_body_consumed = !has_body;
+    // Body bytes of this request still on their way from the client after
+    // an early response: read and dropped once the response is out.
+    let mut discard = 0u64;
     // The response head is parsed into the connection's own, in place.
     let mut early = false;
     if has_body && head.expect_continue {
@@ -716,10 +719,21 @@ async fn exchange(
                 client_body_consumed = true;
             }
             // The upstream answered before taking the whole body: relay its
-            // answer, never reuse that connection (it may still hold part of
-            // the body, which would parse as the next request), and close
-            // the client's (its unread body would too).
-            Err(BodyFail::EarlyResponse) => {}
+            // answer and never reuse that connection (it may still hold part
+            // of the body, which would parse as the next request). The
+            // client's connection stays open if the rest of its body can be
+            // dropped (a length we know and at most DISCARD_BODY_BYTES_MAX
+            // of it, as nginx discards a body it does not read); otherwise
+            // it closes after the response, as a chunked body's does.
+            Err(BodyFail::EarlyResponse { unread: Some(left) })
+                if left <= DISCARD_BODY_BYTES_MAX =>
+            {
+                let here = (c.buf.len() as u64).min(left);
+                c.buf.drain(..here as usize);
+                discard = left - here;
+                client_body_consumed = true;
+            }
+            Err(BodyFail::EarlyResponse { .. }) => {}
             Err(f) => return Err(body_abort(f)),
         }
     }
@@ -883,7 +897,37 @@ async fn exchange(
         // idle longer than it is, which errs towards checking it.
         shard.pool.put(up, now);
     }
+    if discard > 0 && !close_after {
+        // The response promised the connection to the client: its next
+        // request starts after the body it is still sending. A client that
+        // stops short of it is closed on.
+        discard_body(
+            &mut c.stream,
+            &mut c.buf,
+            discard,
+            (&mut c.deadline, t.body_idle),
+        )
+        .await
+        .map_err(|_| Abort::Close)?;
+    }
     Ok(!close_after)
+}
+
+/// Reads and drops `n` body bytes from `src` (none are in `buf` yet);
+/// bytes beyond them stay in `buf` (the next pipelined request).
+async fn discard_body(
+    src: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    mut n: u64,
+    (dl, dur): (&mut Deadline, Duration),
+) -> Result<(), ReadFail> {
+    while n > 0 {
+        read_more(src, buf, dl, Deadline::after(dur)).await?;
+        let take = (buf.len() as u64).min(n);
+        buf.drain(..take as usize);
+        n -= take;
+    }
+    Ok(())
 }
 
 /// How many of `have` buffered body bytes (of `n` declared) to send with
@@ -937,7 +981,12 @@ enum BodyFail {
     SinkGone,
     Malformed(crate::http1::ChunkedError),
     /// The upstream sent a response while we were still sending the body.
-    EarlyResponse,
+    /// `unread`: the body bytes the client has still to send or we have
+    /// still to take from the buffer, where the framing says (a length
+    /// body); `None` for a chunked one.
+    EarlyResponse {
+        unread: Option<u64>,
+    },
 }
 
 /// A request body that did not arrive whole: answer if we can, and never
@@ -950,7 +999,7 @@ fn body_abort(f: BodyFail) -> Abort {
         ),
         BodyFail::Malformed(e) => Abort::Respond(chunked_error(e), true),
         BodyFail::SinkGone => Abort::Respond(upstream_reset(false), true),
-        BodyFail::SourceGone | BodyFail::EarlyResponse => Abort::Close,
+        BodyFail::SourceGone | BodyFail::EarlyResponse { .. } => Abort::Close,
     }
 }
 
@@ -1014,7 +1063,7 @@ async fn forward_length(
         // an upstream that answered while we waited for the body has not
         // read it, and must not get it (it would parse as a request).
         if watch_early_response && peer_has_spoken(dst) {
-            return Err(BodyFail::EarlyResponse);
+            return Err(BodyFail::EarlyResponse { unread: Some(n) });
         }
         let take = (buf.len() as u64).min(n) as usize;
         let at = Deadline::after(dur);
@@ -1057,7 +1106,7 @@ async fn forward_chunked(
     let mut total = 0u64;
     loop {
         if watch_early_response && peer_has_spoken(dst) {
-            return Err(BodyFail::EarlyResponse);
+            return Err(BodyFail::EarlyResponse { unread: None });
         }
         let (n, ev) = dec.decode(buf).map_err(BodyFail::Malformed)?;
         match ev {

@@ -1,6 +1,6 @@
 //! The data plane over real sockets, under each IO driver.
 
-use crate::support::{Client, Proxy, Reply, Upstream, drivers, get};
+use crate::support::{Client, Proxy, Reply, Response, Upstream, drivers, get};
 use std::time::Duration;
 
 fn mesh_config(upstream: &Upstream, extra: &str) -> String {
@@ -592,16 +592,62 @@ fn an_upstream_that_answers_before_the_body_never_gets_it() {
             &mut a.stream,
             b"GET /admin HTTP/1.1\r\nHost: a.test\r\n\r\n",
         );
-        assert_eq!(a.response().expect("A's response").status, 400, "{driver}");
+        let ra = a.response().expect("A's response");
+        assert_eq!(ra.status, 400, "{driver}");
         let mut b = Client::connect(px.addr("out"));
         b.send(b"GET /b HTTP/1.1\r\nHost: web\r\n\r\n");
         assert_eq!(b.response().expect("B's response").status, 400, "{driver}");
+        // A's body (37 bytes, whatever they look like) was read and dropped,
+        // so A's connection carries its next request.
+        assert!(!has_close(&ra), "{driver}: {:?}", ra.headers);
+        a.send(b"GET /again HTTP/1.1\r\nHost: web\r\n\r\n");
+        assert_eq!(
+            a.response().expect("A's next response").status,
+            400,
+            "{driver}"
+        );
         let seen = up.all_text();
         assert!(!seen.contains("GET /admin"), "{driver}: {seen:?}");
-        assert_eq!(
-            up.connections.load(std::sync::atomic::Ordering::Relaxed),
-            2,
-            "{driver}: B on a fresh connection"
+        assert!(seen.contains("GET /again"), "{driver}: {seen:?}");
+        // The connection that took A's POST was never used again (B's
+        // request and A's next went on another).
+        let conns = up.received.lock().unwrap().clone();
+        assert!(conns.len() >= 2, "{driver}: B on a fresh connection");
+        let first = String::from_utf8_lossy(&conns[0]);
+        assert!(
+            first.starts_with("POST /upload ") && !first.contains("GET "),
+            "{driver}: {first:?}"
+        );
+    }
+}
+
+fn has_close(r: &Response) -> bool {
+    r.headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"))
+}
+
+/// After an early response, a client with more body to come than the proxy
+/// will drop is told the connection closes, and it does.
+#[test]
+fn an_early_response_to_a_large_upload_closes_the_client() {
+    for driver in drivers() {
+        let up = Upstream::start(Reply::EarlyReject(Duration::from_millis(50)));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let mut a = Client::connect(px.addr("out"));
+        let n = switchyard::limits::DISCARD_BODY_BYTES_MAX + 1;
+        a.send(
+            format!("POST /upload HTTP/1.1\r\nHost: web\r\nContent-Length: {n}\r\n\r\n").as_bytes(),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        a.send(&[b'x'; 1024]);
+        let ra = a.response().expect("A's response");
+        assert_eq!(ra.status, 400, "{driver}");
+        assert!(has_close(&ra), "{driver}: {:?}", ra.headers);
+        assert!(a.closed_within(Duration::from_secs(3)), "{driver}");
+        assert!(
+            !up.all_text().contains("xxxx"),
+            "{driver}: the upstream got body bytes"
         );
     }
 }
