@@ -103,9 +103,10 @@ fn requests(a: &Args) -> Vec<Vec<u8>> {
 }
 
 /// Reads one whole response from `s` into `buf` (which may hold the start of
-/// the next one); returns the status. Handles Content-Length, chunked and
-/// bodiless responses.
-fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
+/// the next one); returns the status and whether the server closes the
+/// connection after it (`Connection: close`, or HTTP/1.0 without
+/// keep-alive). Handles Content-Length, chunked and bodiless responses.
+fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<(u16, bool)> {
     let mut chunk = [0u8; 16 * 1024];
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -115,8 +116,17 @@ fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
                 let status = resp.code.unwrap_or(0);
                 let mut cl = None;
                 let mut chunked = false;
+                let mut close = None;
                 for h in resp.headers.iter() {
-                    if h.name.eq_ignore_ascii_case("content-length") {
+                    if h.name.eq_ignore_ascii_case("connection") {
+                        let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+                        let tokens = || v.split(',').map(str::trim);
+                        if tokens().any(|t| t == "close") {
+                            close = Some(true);
+                        } else if tokens().any(|t| t == "keep-alive") {
+                            close = close.or(Some(false));
+                        }
+                    } else if h.name.eq_ignore_ascii_case("content-length") {
                         cl = std::str::from_utf8(h.value)
                             .ok()
                             .and_then(|v| v.trim().parse::<usize>().ok());
@@ -124,9 +134,10 @@ fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
                         chunked = h.value.eq_ignore_ascii_case(b"chunked");
                     }
                 }
+                let close = close.unwrap_or(resp.version == Some(0));
                 buf.drain(..head);
                 if status == 204 || status == 304 || (100..200).contains(&status) {
-                    return Ok(status);
+                    return Ok((status, close));
                 }
                 if chunked {
                     read_chunked(s, buf, &mut chunk)?;
@@ -141,7 +152,7 @@ fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
                     }
                     buf.drain(..n);
                 }
-                return Ok(status);
+                return Ok((status, close));
             }
             Ok(httparse::Status::Partial) => {
                 let r = s.read(&mut chunk)?;
@@ -324,7 +335,7 @@ fn worker(sh: Arc<Shared>, index: usize, start: Instant) -> Recorded {
             && from >= m
         {
             match ok {
-                Ok(status) => {
+                Ok((status, _)) => {
                     let lat = nanos(done - from);
                     let svc = nanos(done - sent);
                     let _ = rec.latency.record(lat.max(1));
@@ -347,7 +358,9 @@ fn worker(sh: Arc<Shared>, index: usize, start: Instant) -> Recorded {
                 Err(_) => rec.errors += 1,
             }
         }
-        if ok.is_err() {
+        // A server that said it closes gets a new connection for the next
+        // request: reusing the old one would count its EOF as an error.
+        if !matches!(ok, Ok((_, false))) {
             conn = None;
         }
         if let Some(i) = interval {
@@ -512,4 +525,49 @@ fn write_log(
     }
     drop(log);
     file.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    /// Responses back to back on one connection: each is read whole, and
+    /// whether the server closes after it is what its headers and version say.
+    #[test]
+    fn read_response_reads_framing_and_close() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().expect("accept");
+            s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok\
+HTTP/1.1 503 Busy\r\nConnection: close\r\nContent-Length: 0\r\n\r\n\
+HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx\
+HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n\
+HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, Close\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
+HTTP/1.1 204 No Content\r\n\r\n",
+            )
+            .expect("write");
+        });
+        let mut s = TcpStream::connect(addr).expect("connect");
+        let mut buf = Vec::new();
+        let got: Vec<(u16, bool)> = (0..6)
+            .map(|_| read_response(&mut s, &mut buf).expect("response"))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (200, false),
+                (503, true),
+                (200, true),
+                (200, false),
+                (200, true),
+                (204, false)
+            ]
+        );
+        assert!(buf.is_empty());
+        server.join().expect("server");
+    }
 }
