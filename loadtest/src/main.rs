@@ -230,6 +230,9 @@ struct Recorded {
     /// Requests sent later than due by more than 1 ms: the generator (or
     /// the target) could not keep the schedule.
     late: u64,
+    /// Connections opened after the first: the target closed one (saying
+    /// so, or with an error).
+    reconnects: u64,
 }
 
 struct Shared {
@@ -289,11 +292,13 @@ fn worker(sh: Arc<Shared>, index: usize, start: Instant) -> Recorded {
         service: histogram(),
         seconds: Vec::new(),
         errors: 0,
+        reconnects: 0,
         non_2xx: 0,
         late: 0,
     };
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut conn: Option<TcpStream> = None;
+    let mut connected = false;
     // Open loop: this connection's requests are due every `interval`,
     // offset so the connections' schedules interleave.
     let interval =
@@ -313,6 +318,8 @@ fn worker(sh: Arc<Shared>, index: usize, start: Instant) -> Recorded {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
                     buf.clear();
+                    rec.reconnects += u64::from(connected);
+                    connected = true;
                     conn.insert(s)
                 }
                 Err(_) => {
@@ -415,7 +422,7 @@ fn main() {
     let elapsed = measure_for.as_secs_f64();
     let (mut latency, mut service) = (histogram(), histogram());
     let mut seconds: Vec<(Histogram<u64>, Histogram<u64>)> = Vec::new();
-    let (mut errors, mut non_2xx, mut late) = (0, 0, 0);
+    let (mut errors, mut non_2xx, mut late, mut reconnects) = (0, 0, 0, 0);
     for h in handles {
         let r = h.join().expect("worker thread");
         latency.add(&r.latency).expect("same bounds");
@@ -430,6 +437,7 @@ fn main() {
         errors += r.errors;
         non_2xx += r.non_2xx;
         late += r.late;
+        reconnects += r.reconnects;
     }
     // Requests due in the measured window but answered after it are not
     // in the histograms; the rate counts what completed.
@@ -456,6 +464,7 @@ fn main() {
             "target": a.target.to_string(), "mode": if open { "open" } else { "closed" },
             "connections": connections, "rate": a.rate, "seconds": elapsed,
             "requests": requests, "rps": rps, "errors": errors, "non_2xx": non_2xx, "late": late,
+            "reconnects": reconnects,
             "latency_us": pct(&latency), "service_us": pct(&service),
             "generator_cpu_us_per_request": cpu_us_per_request,
         });
@@ -474,7 +483,7 @@ fn main() {
             elapsed
         );
         println!(
-            "requests {requests}  rps {rps:.0}  errors {errors}  non-2xx {non_2xx}{}  generator cpu {cpu_us_per_request:.2} us/request",
+            "requests {requests}  rps {rps:.0}  errors {errors}  non-2xx {non_2xx}  reconnects {reconnects}{}  generator cpu {cpu_us_per_request:.2} us/request",
             if open {
                 format!("  late {late}")
             } else {
