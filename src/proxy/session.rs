@@ -722,17 +722,21 @@ async fn exchange(
             // answer and never reuse that connection (it may still hold part
             // of the body, which would parse as the next request). The
             // client's connection stays open if the rest of its body can be
-            // dropped (a length we know and at most DISCARD_BODY_BYTES_MAX
-            // of it, as nginx discards a body it does not read); otherwise
-            // it closes after the response, as a chunked body's does.
-            Err(BodyFail::EarlyResponse { unread: Some(left) })
-                if left <= DISCARD_BODY_BYTES_MAX =>
-            {
+            // dropped, as nginx discards a body it does not read: a length
+            // we know, at most DISCARD_BODY_BYTES_MAX of it, or a chunked
+            // body whose end is in the buffer already. Otherwise it closes
+            // after the response.
+            Err(BodyFail::EarlyResponse {
+                unread: Unread::Length(left),
+            }) if left <= DISCARD_BODY_BYTES_MAX => {
                 let here = (c.buf.len() as u64).min(left);
                 c.buf.drain(..here as usize);
                 discard = left - here;
                 client_body_consumed = true;
             }
+            Err(BodyFail::EarlyResponse {
+                unread: Unread::Chunked(dec),
+            }) => client_body_consumed = drop_buffered_chunked(dec, &mut c.buf),
             Err(BodyFail::EarlyResponse { .. }) => {}
             Err(f) => return Err(body_abort(f)),
         }
@@ -980,13 +984,37 @@ enum BodyFail {
     /// The writing side failed.
     SinkGone,
     Malformed(crate::http1::ChunkedError),
-    /// The upstream sent a response while we were still sending the body.
-    /// `unread`: the body bytes the client has still to send or we have
-    /// still to take from the buffer, where the framing says (a length
-    /// body); `None` for a chunked one.
+    /// The upstream sent a response while we were still sending the body;
+    /// what is left of the client's body.
     EarlyResponse {
-        unread: Option<u64>,
+        unread: Unread,
     },
+}
+
+/// The rest of a request body after an early response.
+enum Unread {
+    /// Bytes still to come from the client or to take from the buffer.
+    Length(u64),
+    /// A chunked body, with its decoder where relaying stopped (its next
+    /// input is the start of the buffer).
+    Chunked(ChunkedDecoder),
+}
+
+/// Drops the rest of a chunked body if all of it is in `buf` already
+/// (what a small body sent with its head leaves): true if it was, with
+/// `buf` left at whatever follows it. Otherwise `buf` is left alone.
+fn drop_buffered_chunked(mut dec: ChunkedDecoder, buf: &mut Vec<u8>) -> bool {
+    let mut at = 0;
+    loop {
+        match dec.decode(&buf[at..]) {
+            Ok((n, Some(ChunkedEvent::Done))) => {
+                buf.drain(..at + n);
+                return true;
+            }
+            Ok((n, Some(ChunkedEvent::Data { .. }))) if n > 0 => at += n,
+            Ok(_) | Err(_) => return false,
+        }
+    }
 }
 
 /// A request body that did not arrive whole: answer if we can, and never
@@ -1063,7 +1091,9 @@ async fn forward_length(
         // an upstream that answered while we waited for the body has not
         // read it, and must not get it (it would parse as a request).
         if watch_early_response && peer_has_spoken(dst) {
-            return Err(BodyFail::EarlyResponse { unread: Some(n) });
+            return Err(BodyFail::EarlyResponse {
+                unread: Unread::Length(n),
+            });
         }
         let take = (buf.len() as u64).min(n) as usize;
         let at = Deadline::after(dur);
@@ -1106,7 +1136,9 @@ async fn forward_chunked(
     let mut total = 0u64;
     loop {
         if watch_early_response && peer_has_spoken(dst) {
-            return Err(BodyFail::EarlyResponse { unread: None });
+            return Err(BodyFail::EarlyResponse {
+                unread: Unread::Chunked(dec),
+            });
         }
         let (n, ev) = dec.decode(buf).map_err(BodyFail::Malformed)?;
         match ev {

@@ -625,6 +625,46 @@ fn has_close(r: &Response) -> bool {
         .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"))
 }
 
+/// A chunked body answered early keeps its client's connection when all of
+/// it is in hand (here it arrives whole, after the answer); a chunked body
+/// whose end has not arrived closes it.
+#[test]
+fn an_early_response_to_a_chunked_body_keeps_the_client_when_the_body_is_whole() {
+    for driver in drivers() {
+        let up = Upstream::start(Reply::EarlyReject(Duration::from_millis(50)));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let head = b"POST /upload HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut a = Client::connect(px.addr("out"));
+        a.send(head);
+        std::thread::sleep(Duration::from_millis(200));
+        a.send(b"5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n");
+        let ra = a.response().expect("A's response");
+        assert_eq!(ra.status, 400, "{driver}");
+        assert!(!has_close(&ra), "{driver}: {:?}", ra.headers);
+        a.send(b"GET /again HTTP/1.1\r\nHost: web\r\n\r\n");
+        assert_eq!(
+            a.response().expect("A's next response").status,
+            400,
+            "{driver}"
+        );
+
+        let mut b = Client::connect(px.addr("out"));
+        b.send(head);
+        std::thread::sleep(Duration::from_millis(200));
+        b.send(b"5\r\nhel");
+        let rb = b.response().expect("B's response");
+        assert_eq!(rb.status, 400, "{driver}");
+        assert!(has_close(&rb), "{driver}: {:?}", rb.headers);
+        assert!(b.closed_within(Duration::from_secs(3)), "{driver}");
+        let seen = up.all_text();
+        assert!(
+            !seen.contains("hello") && !seen.contains("hel\r"),
+            "{driver}: {seen:?}"
+        );
+        assert!(seen.contains("GET /again"), "{driver}: {seen:?}");
+    }
+}
+
 /// After an early response, a client with more body to come than the proxy
 /// will drop is told the connection closes, and it does.
 #[test]
