@@ -597,13 +597,7 @@ fn an_upstream_that_answers_before_the_body_never_gets_it() {
         assert_eq!(b.response().expect("B's response").status, 400, "{driver}");
         // A's body (37 bytes, whatever they look like) was read and dropped,
         // so A's connection carries its next request.
-        assert!(!has_close(&ra), "{driver}: {:?}", ra.headers);
-        a.send(b"GET /again HTTP/1.1\r\nHost: web\r\n\r\n");
-        assert_eq!(
-            a.response().expect("A's next response").status,
-            400,
-            "{driver}"
-        );
+        assert_kept(&mut a, &ra, driver);
         let seen = up.all_text();
         assert!(!seen.contains("GET /admin"), "{driver}: {seen:?}");
         assert!(seen.contains("GET /again"), "{driver}: {seen:?}");
@@ -625,6 +619,21 @@ fn has_close(r: &Response) -> bool {
         .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"))
 }
 
+/// `r` kept the connection, and the next request on it is answered (by the
+/// early-answering upstream: 400).
+fn assert_kept(c: &mut Client, r: &Response, driver: &str) {
+    assert!(!has_close(r), "{driver}: {:?}", r.headers);
+    c.send(b"GET /again HTTP/1.1\r\nHost: web\r\n\r\n");
+    let next = c.response().expect("the next response on the connection");
+    assert_eq!(next.status, 400, "{driver}");
+}
+
+/// `r` said the connection closes, and it does.
+fn assert_closed(c: &mut Client, r: &Response, driver: &str) {
+    assert!(has_close(r), "{driver}: {:?}", r.headers);
+    assert!(c.closed_within(Duration::from_secs(3)), "{driver}");
+}
+
 /// A chunked body answered early keeps its client's connection when all of
 /// it is in hand (here it arrives whole, after the answer); a chunked body
 /// whose end has not arrived closes it.
@@ -640,13 +649,7 @@ fn an_early_response_to_a_chunked_body_keeps_the_client_when_the_body_is_whole()
         a.send(b"5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n");
         let ra = a.response().expect("A's response");
         assert_eq!(ra.status, 400, "{driver}");
-        assert!(!has_close(&ra), "{driver}: {:?}", ra.headers);
-        a.send(b"GET /again HTTP/1.1\r\nHost: web\r\n\r\n");
-        assert_eq!(
-            a.response().expect("A's next response").status,
-            400,
-            "{driver}"
-        );
+        assert_kept(&mut a, &ra, driver);
 
         let mut b = Client::connect(px.addr("out"));
         b.send(head);
@@ -654,8 +657,7 @@ fn an_early_response_to_a_chunked_body_keeps_the_client_when_the_body_is_whole()
         b.send(b"5\r\nhel");
         let rb = b.response().expect("B's response");
         assert_eq!(rb.status, 400, "{driver}");
-        assert!(has_close(&rb), "{driver}: {:?}", rb.headers);
-        assert!(b.closed_within(Duration::from_secs(3)), "{driver}");
+        assert_closed(&mut b, &rb, driver);
         let seen = up.all_text();
         assert!(
             !seen.contains("hello") && !seen.contains("hel\r"),
@@ -681,8 +683,7 @@ fn an_early_response_to_a_large_upload_closes_the_client() {
         a.send(&[b'x'; 1024]);
         let ra = a.response().expect("A's response");
         assert_eq!(ra.status, 400, "{driver}");
-        assert!(has_close(&ra), "{driver}: {:?}", ra.headers);
-        assert!(a.closed_within(Duration::from_secs(3)), "{driver}");
+        assert_closed(&mut a, &ra, driver);
         assert!(
             !up.all_text().contains("xxxx"),
             "{driver}: the upstream got body bytes"
