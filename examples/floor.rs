@@ -13,6 +13,7 @@
 
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 
 const BUF: usize = 32 * 1024;
@@ -64,9 +65,13 @@ async fn relay(mut client: TcpStream, upstream: SocketAddr) -> Option<()> {
     loop {
         // The request head, forwarded as it came.
         let head_len = loop {
-            let mut raw = [httparse::EMPTY_HEADER; 64];
-            let mut req = httparse::Request::new(&mut raw);
-            if let httparse::Status::Complete(n) = req.parse(&cbuf).ok()? {
+            // Uninitialised slots, as Switchyard parses: zeroing 64 headers
+            // per parse would put 2 KiB of stores into the floor.
+            let mut raw = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; 64];
+            let mut req = httparse::Request::new(&mut []);
+            if let httparse::Status::Complete(n) =
+                req.parse_with_uninit_headers(&cbuf, &mut raw).ok()?
+            {
                 break n;
             }
             cbuf = read(&mut client, cbuf).await?;
@@ -77,9 +82,12 @@ async fn relay(mut client: TcpStream, upstream: SocketAddr) -> Option<()> {
         cbuf.drain(..head_len);
         // The response head and what came with it of the body, in one write.
         let (head_len, body_len) = loop {
-            let mut raw = [httparse::EMPTY_HEADER; 64];
-            let mut resp = httparse::Response::new(&mut raw);
-            if let httparse::Status::Complete(n) = resp.parse(&ubuf).ok()? {
+            let mut raw = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; 64];
+            let mut resp = httparse::Response::new(&mut []);
+            if let httparse::Status::Complete(n) = httparse::ParserConfig::default()
+                .parse_response_with_uninit_headers(&mut resp, &ubuf, &mut raw)
+                .ok()?
+            {
                 let cl = resp
                     .headers
                     .iter()

@@ -396,6 +396,28 @@ def svg_plot(curves, path, title):
         f.write("\n".join(s) + "\n")
 
 
+def tier2(m, a, up, proxy, target, run_dir, r, secs, warm):
+    """Syscalls and context switches at c=32, then the open-loop run with the
+    proxy alone on CPU 0; adds their figures to `m`."""
+    if proxy:
+        m.update(perf_per_request(proxy, target, secs))
+    pin(up, "1")
+    if proxy:
+        pin(proxy, "0")
+    before = cpu_seconds(proxy.pid) if proxy else 0
+    hdr = os.path.join(run_dir, f"open-{target.replace('+', '-')}-r{r}.hlog")
+    o = load(target, "1", 8, secs, warm, rate=a.rate, hdr_log=hdr)
+    m["open"] = o["latency_us"]
+    m["open_service"] = o["service_us"]
+    m["open_rps"] = o["rps"]
+    m["open_late"] = o["late"]
+    m["generator_cpu_us_per_request"] = o["generator_cpu_us_per_request"]
+    if proxy:
+        # CPU over warm-up and measurement, per request of both.
+        m["proxy_cpu_us_per_request"] = (cpu_seconds(proxy.pid) - before) * 1e6 / (
+            a.rate * (secs + warm))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter runs: under 5 minutes")
@@ -472,33 +494,12 @@ def main():
                         # upstream fare on the shared CPU.
                         m[f"c32_proxy_cpu_us_{size}"] = (cpu_seconds(proxy.pid) - before) * 1e6 / (
                             c32["rps"] * (secs + warm))
-                if a.tier1_only:
-                    rnd[target] = m
-                    print(f"round {r + 1}/{a.rounds} {target}: c1 p50 {m['c1_p50_us']:.1f} us, "
-                          f"c32 {m['c32_rps_6B']:.0f} rps", file=sys.stderr)
-                    continue
-                if proxy:
-                    m.update(perf_per_request(proxy, target, secs))
-                # Tier 2: the proxy alone on CPU 0, the rest on CPU 1.
-                pin(up, "1")
-                if proxy:
-                    pin(proxy, "0")
-                before = cpu_seconds(proxy.pid) if proxy else 0
-                hdr = os.path.join(run_dir, f"open-{target.replace('+', '-')}-r{r}.hlog")
-                o = load(target, "1", 8, secs, warm, rate=a.rate, hdr_log=hdr)
-                m["open"] = o["latency_us"]
-                m["open_service"] = o["service_us"]
-                m["open_rps"] = o["rps"]
-                m["open_late"] = o["late"]
-                m["generator_cpu_us_per_request"] = o["generator_cpu_us_per_request"]
-                if proxy:
-                    # CPU over warm-up and measurement, per request of both.
-                    m["proxy_cpu_us_per_request"] = (cpu_seconds(proxy.pid) - before) * 1e6 / (
-                        a.rate * (secs + warm))
+                if not a.tier1_only:
+                    tier2(m, a, up, proxy, target, run_dir, r, secs, warm)
                 rnd[target] = m
+                opened = f", open p99 {m['open']['p99']:.0f} us" if "open" in m else ""
                 print(f"round {r + 1}/{a.rounds} {target}: c1 p50 {m['c1_p50_us']:.1f} us, "
-                      f"c32 {m['c32_rps_6B']:.0f} rps, open p99 {m['open']['p99']:.0f} us",
-                      file=sys.stderr)
+                      f"c32 {m['c32_rps_6B']:.0f} rps{opened}", file=sys.stderr)
             results["rounds"].append(rnd)
             # A checkpoint: a later failure does not lose the rounds.
             with open(os.path.join(run_dir, "results.json"), "w") as f:
@@ -549,6 +550,10 @@ def write_report(res, run_dir):
     vs_nginx = lambda table: {n: median([a / b for a, b in zip(table[n], table.get("nginx", [])) if b])
                               for n in names}
 
+    def times(r):
+        # No ratio without nginx in the run.
+        return "" if r != r else f"{r:.2f}x"
+
     def cell(xs, fmt="{:.1f}"):
         lo, hi = spread(xs)
         return f"{fmt.format(median(xs))} ({fmt.format(lo)}–{fmt.format(hi)})"
@@ -572,8 +577,8 @@ def write_report(res, run_dir):
                          f"{cell([1e6 / rd['direct']['c32_rps_16KiB'] for rd in rounds])} (total) | | "
                          f"p50 {cell([rd['direct']['c1_p50_us'] for rd in rounds])} | | p99 {cell([rd['direct']['c1_p99_us'] for rd in rounds])} | {errs} |")
             continue
-        lines.append(f"| {n} | {cell(cost['6B'][n])} | {r6[n]:.2f}x | {cell(cost['16KiB'][n])} | {r16[n]:.2f}x | "
-                     f"{cell(add50[n])} | {r50[n]:.2f}x | {cell(add99[n])} | {errs} |")
+        lines.append(f"| {n} | {cell(cost['6B'][n])} | {times(r6[n])} | {cell(cost['16KiB'][n])} | {times(r16[n])} | "
+                     f"{cell(add50[n])} | {times(r50[n])} | {cell(add99[n])} | {errs} |")
     cpu = {size: {n: [rd[n].get(f"c32_proxy_cpu_us_{size}") for rd in rounds] for n in names[1:]}
            for size in ("6B", "16KiB")}
     if all(x is not None for size in cpu for xs in cpu[size].values() for x in xs):
@@ -582,14 +587,11 @@ def write_report(res, run_dir):
                   "| target | CPU µs/req 6 B | vs nginx | CPU µs/req 16 KiB | vs nginx |", "|---|---|---|---|---|"]
         c6, c16 = vs_nginx({**cpu["6B"], "direct": []}), vs_nginx({**cpu["16KiB"], "direct": []})
         for n in names[1:]:
-            lines.append(f"| {n} | {cell(cpu['6B'][n])} | {c6[n]:.2f}x | {cell(cpu['16KiB'][n])} | {c16[n]:.2f}x |")
-    kernel = any("syscalls" in rd[n] for rd in rounds for n in names)
-    if not (kernel or res["tier0"]):
-        lines.append("")
-        lines.append("(Tier 1 only: no tier 0, perf, tier 2 or RSS in this run.)")
-        with open(os.path.join(run_dir, "report.md"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-        print("\n".join(lines))
+            lines.append(f"| {n} | {cell(cpu['6B'][n])} | {times(c6[n])} | {cell(cpu['16KiB'][n])} | {times(c16[n])} |")
+    # A --tier1-only run has none of what follows.
+    if "open" not in rounds[0]["direct"]:
+        lines += ["", "(Tier 1 only: no tier 0, perf, tier 2 or RSS in this run.)", ""]
+        emit(lines, run_dir)
         return
     lines += ["", "## Tier 0 and kernel work", "",
               "| target | user instructions/req (callgrind) | syscalls/req c=32 | context switches/req c=32 |",
@@ -624,8 +626,7 @@ def write_report(res, run_dir):
     gen = [rd[n]["generator_cpu_us_per_request"] for rd in rounds for n in names]
     lines += ["", f"Generator CPU per request (open loop): median {median(gen):.1f} µs.",
               "", "![latency by percentile, tier 2](latency.svg)", ""]
-    with open(os.path.join(run_dir, "report.md"), "w") as f:
-        f.write("\n".join(lines))
+    emit(lines, run_dir)
     # The plot: each target's median-round open-loop curve.
     curves = {}
     for n in names:
@@ -633,6 +634,12 @@ def write_report(res, run_dir):
         curves[n] = {k: median([x[k] for x in o]) for k in o[0]}
     svg_plot(curves, os.path.join(run_dir, "latency.svg"),
              f"Open loop, proxy alone on a core: latency by percentile ({m['date']}, {m['commit']})")
+
+
+def emit(lines, run_dir):
+    """Writes report.md and prints it."""
+    with open(os.path.join(run_dir, "report.md"), "w") as f:
+        f.write("\n".join(lines))
     print("\n".join(lines))
 
 

@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -100,10 +101,8 @@ def main():
         subprocess.run(["cargo", "build", "-q", "--release", "--bin", "switchyard", "-p",
                         "switchyard", "-p", "switchyard-load"], cwd=c.ROOT, check=True)
     c.ensure_peers()
-    signal_stop = lambda signum, _f: (c.stop_all(), sys.exit(128 + signum))  # noqa: E731
-    import signal
-    signal.signal(signal.SIGINT, signal_stop)
-    signal.signal(signal.SIGTERM, signal_stop)
+    signal.signal(signal.SIGINT, c.on_signal)
+    signal.signal(signal.SIGTERM, c.on_signal)
     run_dir = os.path.join(c.ROOT, "loadtest", "results",
                            time.strftime("soak-%Y%m%dT%H%M%SZ", time.gmtime()))
     os.makedirs(os.path.join(run_dir, "www"), exist_ok=True)
