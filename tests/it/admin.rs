@@ -1,6 +1,5 @@
 //! The admin server over real sockets.
 
-use crate::support::free_port;
 use crate::support::{Client, Proxy, Reply, Upstream, get};
 use std::net::SocketAddr;
 use std::process::Command;
@@ -22,23 +21,12 @@ const DTAB: &str = "/srv=>/$/inet/127.0.0.1/PORT;/host=>/srv;/svc=>/host";
 #[test]
 fn admin_endpoints() {
     let up = Upstream::start(Reply::Fixed("ok"));
-    let admin_port = free_port();
     let dtab = DTAB.replace("PORT", &up.addr.port().to_string());
     let yaml = format!(
-        "admin:\n  port: {admin_port}\nrouters:\n- protocol: http\n  label: edge\n  dtab: '{dtab}'\n  servers:\n  - port: 0\n    trust: edge\n    overridePolicy:\n      prefixes: [/host]\n      destinations: [/srv]\n      requireHeader: {{name: x-key, value: hunter2}}\n"
+        "admin:\n  port: 0\nrouters:\n- protocol: http\n  label: edge\n  dtab: '{dtab}'\n  servers:\n  - port: 0\n    trust: edge\n    overridePolicy:\n      prefixes: [/host]\n      destinations: [/srv]\n      requireHeader: {{name: x-key, value: hunter2}}\n"
     );
     let mut px = Proxy::start(&yaml, "auto");
-    let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
-    // The admin server starts right after the routers; wait for it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(admin).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "admin did not start: {}",
-            px.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let admin = px.admin.expect("admin address");
     assert_eq!(request(admin, "GET", "/admin/ping", "").text(), "pong");
     assert_eq!(request(admin, "GET", "/ready", "").status, 200);
     // The effective config, with the credential elided.
@@ -88,18 +76,12 @@ fn admin_endpoints() {
 /// server up; `extra` is prepended to the config.
 fn web_with_admin(extra: &str) -> (Upstream, Proxy, SocketAddr) {
     let up = Upstream::start(Reply::Fixed("ok"));
-    let admin_port = free_port();
     let yaml = format!(
-        "{extra}admin:\n  port: {admin_port}\nrouters:\n- protocol: http\n  label: out\n  dtab: '/svc/web=>/$/inet/127.0.0.1/{}'\n  servers:\n  - port: 0\n",
+        "{extra}admin:\n  port: 0\nrouters:\n- protocol: http\n  label: out\n  dtab: '/svc/web=>/$/inet/127.0.0.1/{}'\n  servers:\n  - port: 0\n",
         up.addr.port()
     );
     let px = Proxy::start(&yaml, "auto");
-    let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(admin).is_err() {
-        assert!(std::time::Instant::now() < deadline, "admin did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let admin = px.admin.expect("admin address");
     (up, px, admin)
 }
 

@@ -23,32 +23,63 @@ impl Drop for Demo {
     }
 }
 
+/// Starts `switchyard demo` on four ports that were free a moment ago. The
+/// demo takes fixed ports, as a user gives them, so another process may take
+/// one in between: a demo that exits without its instructions (it could not
+/// bind) is retried on fresh ports, a few times.
+fn start_demo() -> (
+    Demo,
+    u16,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    let mut last_err = String::new();
+    for _ in 0..3 {
+        let [ingress, outgoing, incoming, admin] = free_ports();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args([
+                "demo",
+                "--ingress-port",
+                &ingress.to_string(),
+                "--outgoing-port",
+                &outgoing.to_string(),
+                "--incoming-port",
+                &incoming.to_string(),
+                "--admin-port",
+                &admin.to_string(),
+            ])
+            .env("SWITCHYARD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the demo");
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        // Drained aside so a chatty demo never blocks on a full pipe.
+        let errs = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+            s
+        });
+        let demo = Demo(child);
+        // The instructions come once everything is up.
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        match lines.next() {
+            Some(Ok(first)) => {
+                assert!(first.starts_with("Switchyard demo"), "{first}");
+                return (demo, ingress, lines);
+            }
+            _ => {
+                drop(demo);
+                last_err = errs.join().unwrap_or_default();
+            }
+        }
+    }
+    panic!("the demo did not start three times; last stderr:\n{last_err}");
+}
+
 #[test]
 fn demo_stages_world_v2_for_one_request_at_a_time() {
-    let [ingress, outgoing, incoming, admin] = free_ports();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args([
-            "demo",
-            "--ingress-port",
-            &ingress.to_string(),
-            "--outgoing-port",
-            &outgoing.to_string(),
-            "--incoming-port",
-            &incoming.to_string(),
-            "--admin-port",
-            &admin.to_string(),
-        ])
-        .env("SWITCHYARD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the demo");
-    let stdout = child.stdout.take().unwrap();
-    let demo = Demo(child);
-    // The instructions come once everything is up.
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let first = lines.next().expect("demo output").unwrap();
-    assert!(first.starts_with("Switchyard demo"), "{first}");
+    let (demo, ingress, _lines) = start_demo();
     let a: std::net::SocketAddr = ([127, 0, 0, 1], ingress).into();
     let plain = "GET / HTTP/1.1\r\nHost: www.hello.world\r\n\r\n";
     let staged = "GET / HTTP/1.1\r\nHost: www.hello.world\r\nl5d-dtab: /host/world => /srv/world-v2;\r\n\r\n";

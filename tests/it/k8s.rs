@@ -4,8 +4,7 @@
 //! transformers, and the staging walkthrough.
 
 use crate::fake_apiserver::FakeApi;
-use crate::support::free_port;
-use crate::support::{Client, Proxy, Reply, Upstream, get};
+use crate::support::{Client, Proxy, Reply, Upstream, get, wait_for};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -107,14 +106,6 @@ fn namer_yaml(api: &FakeApi) -> String {
     )
 }
 
-fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn admin_json(admin: SocketAddr, path: &str) -> Value {
     let r = get(
         admin,
@@ -142,9 +133,8 @@ fn start(api: &FakeApi, dtab: &str, extra_router: &str) -> (Proxy, SocketAddr) {
 }
 
 fn start_with_namer(namer: &str, dtab: &str, extra_router: &str) -> (Proxy, SocketAddr) {
-    let admin = free_port();
     let yaml = format!(
-        "{}admin:\n  port: {admin}\nruntime:\n  shards: 2\nrouters:\n- protocol: http\n  label: out\n  bindingTimeoutMs: 3000\n  dtab: |\n{}\n{extra_router}  servers:\n  - port: 0\n",
+        "{}admin:\n  port: 0\nruntime:\n  shards: 2\nrouters:\n- protocol: http\n  label: out\n  bindingTimeoutMs: 3000\n  dtab: |\n{}\n{extra_router}  servers:\n  - port: 0\n",
         namer,
         dtab.lines()
             .map(|l| format!("    {l}"))
@@ -152,10 +142,7 @@ fn start_with_namer(namer: &str, dtab: &str, extra_router: &str) -> (Proxy, Sock
             .join("\n"),
     );
     let px = Proxy::start(&yaml, "auto");
-    let admin: SocketAddr = ([127, 0, 0, 1], admin).into();
-    wait_for("the admin server", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(admin).is_ok()
-    });
+    let admin = px.admin.expect("admin address");
     (px, admin)
 }
 
@@ -465,14 +452,61 @@ fn pending_names_wait_for_the_first_sync_then_503() {
 #[test]
 fn k8s_staging_walkthrough() {
     let api = FakeApi::start();
-    let [ingress, outgoing, incoming] = [free_port(), free_port(), free_port()];
-    let out_addr: SocketAddr = ([127, 0, 0, 1], outgoing).into();
+    // The ingress and outgoing routers play node-a's proxy, the incoming
+    // router node-b's, where the apps run.
+    let daemonset = "  interpreter:\n    transformers:\n    - kind: io.l5d.k8s.daemonset\n      namespace: linkerd\n      port: incoming\n      service: l5d\n      node: node-a\n";
+    let yaml = format!(
+        r#"{namer}routers:
+- protocol: http
+  label: ingress
+  dtab: |
+    /srv                    => /#/io.l5d.k8s/default/http ;
+    /domain/world/hello/www => /srv/hello ;
+    /host                   => /$/io.buoyant.http.domainToPathPfx/domain ;
+    /svc                    => /host ;
+{daemonset}  servers:
+  - port: 0
+    trust: edge
+    overridePolicy:
+      prefixes: [/host]
+      destinations: [/srv]
+- protocol: http
+  label: outgoing
+  dtab: |
+    /srv        => /#/io.l5d.k8s/default/http ;
+    /host       => /srv ;
+    /host/world => /srv/world-v1 ;
+    /svc        => /host ;
+{daemonset}  servers:
+  - port: 0
+- protocol: http
+  label: incoming
+  dtab: |
+    /srv                    => /#/io.l5d.k8s/default/http ;
+    /domain/world/hello/www => /srv/hello ;
+    /host                   => /$/io.buoyant.http.domainToPathPfx/domain ;
+    /host                   => /srv ;
+    /host/world             => /srv/world-v1 ;
+    /svc                    => /host ;
+  interpreter:
+    transformers:
+    - kind: io.l5d.k8s.localnode
+      node: node-b
+  servers:
+  - port: 0
+"#,
+        namer = namer_yaml(&api),
+    );
+    // Every listener on port 0: the apps and the endpoints learn the
+    // proxy's ports once it is up, and the namer picks them up by watch.
+    let px = Proxy::start(&yaml, "auto");
+    let a = px.addr("ingress");
     let mut apps = Vec::new();
     for (name, text) in [("hello", ""), ("world-v1", "world"), ("world-v2", "earth")] {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         if name == "hello" {
-            switchyard::demo::hello(l, out_addr);
+            switchyard::demo::hello(l, px.addr("outgoing"));
         } else {
             switchyard::demo::world(l, text.into());
         }
@@ -493,57 +527,16 @@ fn k8s_staging_walkthrough() {
         "l5d-x",
         "l5d",
         "incoming",
-        ([127, 0, 0, 1], incoming).into(),
+        px.addr("incoming"),
         "node-b",
     ));
-    // The ingress and outgoing routers play node-a's proxy, the incoming
-    // router node-b's, where the apps run.
-    let daemonset = "  interpreter:\n    transformers:\n    - kind: io.l5d.k8s.daemonset\n      namespace: linkerd\n      port: incoming\n      service: l5d\n      node: node-a\n";
-    let yaml = format!(
-        r#"{namer}routers:
-- protocol: http
-  label: ingress
-  dtab: |
-    /srv                    => /#/io.l5d.k8s/default/http ;
-    /domain/world/hello/www => /srv/hello ;
-    /host                   => /$/io.buoyant.http.domainToPathPfx/domain ;
-    /svc                    => /host ;
-{daemonset}  servers:
-  - port: {ingress}
-    trust: edge
-    overridePolicy:
-      prefixes: [/host]
-      destinations: [/srv]
-- protocol: http
-  label: outgoing
-  dtab: |
-    /srv        => /#/io.l5d.k8s/default/http ;
-    /host       => /srv ;
-    /host/world => /srv/world-v1 ;
-    /svc        => /host ;
-{daemonset}  servers:
-  - port: {outgoing}
-- protocol: http
-  label: incoming
-  dtab: |
-    /srv                    => /#/io.l5d.k8s/default/http ;
-    /domain/world/hello/www => /srv/hello ;
-    /host                   => /$/io.buoyant.http.domainToPathPfx/domain ;
-    /host                   => /srv ;
-    /host/world             => /srv/world-v1 ;
-    /svc                    => /host ;
-  interpreter:
-    transformers:
-    - kind: io.l5d.k8s.localnode
-      node: node-b
-  servers:
-  - port: {incoming}
-"#,
-        namer = namer_yaml(&api),
+    let plain = || get(a, "GET / HTTP/1.1\r\nHost: www.hello.world\r\n\r\n");
+    wait_for(
+        "the endpoints to reach the proxy",
+        Duration::from_secs(10),
+        || plain().status == 200,
     );
-    let px = Proxy::start(&yaml, "auto");
-    let a = px.addr("ingress");
-    let plain = get(a, "GET / HTTP/1.1\r\nHost: www.hello.world\r\n\r\n");
+    let plain = plain();
     assert_eq!(plain.status, 200, "{}\n{}", plain.text(), px.log());
     assert!(
         plain.text().starts_with("Hello (") && plain.text().contains(") world ("),

@@ -107,6 +107,8 @@ impl Drop for TempFile {
 pub struct Proxy {
     child: Option<Child>,
     pub listeners: Vec<(String, SocketAddr)>,
+    /// The admin server's address, when the config has one (port 0 works).
+    pub admin: Option<SocketAddr>,
     pub driver: String,
     _config: TempFile,
     log: Arc<Mutex<String>>,
@@ -147,6 +149,7 @@ impl Proxy {
         });
         let mut listeners = Vec::new();
         let mut used_driver = String::new();
+        let mut admin = None;
         let deadline = Instant::now() + Duration::from_secs(20);
         while listeners.len() < routers {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -154,26 +157,34 @@ impl Proxy {
                 Ok(l) => l,
                 Err(_) => panic!("switchyard did not start; log:\n{}", log.lock().unwrap()),
             };
-            if let Some(rest) = line.strip_prefix("switchyard: router ") {
-                // "<label> listening on <addr> (driver <d>)"
-                let mut parts = rest.split_whitespace();
-                let label = parts.next().unwrap_or_default().to_owned();
-                let addr: SocketAddr = parts
-                    .nth(2)
-                    .and_then(|a| a.parse().ok())
-                    .expect("listening address");
-                used_driver = rest
-                    .rsplit("driver ")
-                    .next()
-                    .unwrap_or_default()
-                    .trim_end_matches(')')
-                    .to_owned();
-                listeners.push((label, addr));
+            if let Some(a) = line.strip_prefix("switchyard: admin listening on ") {
+                // Printed before the routers' lines, so it is in by the end.
+                admin = a.trim().parse().ok();
+                continue;
             }
+            // "switchyard: router <label> listening on <addr> (driver <d>)";
+            // any other line (a start-up error names its router too) is
+            // only log, and a process that exits ends the wait above.
+            let Some(rest) = line.strip_prefix("switchyard: router ") else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.split_whitespace().collect();
+            let [label, "listening", "on", addr, ..] = parts[..] else {
+                continue;
+            };
+            let addr: SocketAddr = addr.parse().expect("listening address");
+            used_driver = rest
+                .rsplit("driver ")
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(')')
+                .to_owned();
+            listeners.push((label.to_owned(), addr));
         }
         Proxy {
             child: Some(child),
             listeners,
+            admin,
             driver: used_driver,
             _config: config,
             log,
@@ -736,13 +747,13 @@ fn read_retrying(s: &mut TcpStream, buf: &mut [u8], closed: &mut bool) -> Option
     }
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Polls `f` every 20 ms until it holds; fails the test after `within`.
+pub fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// One read of a test upstream's connection, recorded and appended to

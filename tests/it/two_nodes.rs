@@ -6,17 +6,11 @@
 //! through ingress(A) -> incoming(B) -> hello -> outgoing(B) -> incoming(A)
 //! -> world-v2.
 
-use crate::support::free_port;
-use crate::support::{Client, Proxy, get};
+use crate::support::{Client, Proxy, get, wait_for};
 use std::net::TcpListener;
+use std::time::Duration;
 
-fn node_config(
-    node: &str,
-    dir: &std::path::Path,
-    ingress: u16,
-    outgoing: u16,
-    incoming: u16,
-) -> String {
+fn node_config(node: &str, dir: &std::path::Path) -> String {
     format!(
         r#"namers:
 - kind: io.l5d.fs
@@ -34,7 +28,7 @@ routers:
     transformers:
     - {{kind: io.l5d.daemonset, peers: /#/io.l5d.fs/l5d, node: {node}}}
   servers:
-  - {{port: {ingress}, trust: edge, overridePolicy: {{prefixes: [/host], destinations: [/srv]}}}}
+  - {{port: 0, trust: edge, overridePolicy: {{prefixes: [/host], destinations: [/srv]}}}}
 - protocol: http
   label: outgoing
   dtab: |
@@ -46,7 +40,7 @@ routers:
     transformers:
     - {{kind: io.l5d.daemonset, peers: /#/io.l5d.fs/l5d, node: {node}}}
   servers:
-  - {{port: {outgoing}}}
+  - {{port: 0}}
 - protocol: http
   label: incoming
   dtab: |
@@ -60,7 +54,7 @@ routers:
     transformers:
     - {{kind: io.l5d.localnode, node: {node}}}
   servers:
-  - {{port: {incoming}}}
+  - {{port: 0}}
 "#,
         dir = dir.display()
     )
@@ -70,16 +64,12 @@ routers:
 fn staging_override_crosses_two_nodes() {
     let dir = std::env::temp_dir().join(format!("switchyard-two-nodes-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let [a_in, a_out, a_inc, b_in, b_out, b_inc] = [(); 6].map(|()| free_port());
-    // Apps: hello and world-v1 on node b, world-v2 on node a. hello calls
-    // world through its own node's outgoing router.
     let app = |f: &dyn Fn(TcpListener)| {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         f(l);
         port
     };
-    let hello = app(&|l| switchyard::demo::hello(l, ([127, 0, 0, 1], b_out).into()));
     let v1 = app(&|l| switchyard::demo::world(l, "world".into()));
     // world-v2 also says how many proxies its request passed (its Via).
     let v2 = app(&|l| {
@@ -94,20 +84,37 @@ fn staging_override_crosses_two_nodes() {
             format!("earth (hops {hops})")
         })
     });
-    std::fs::write(dir.join("hello"), format!("127.0.0.1 {hello} node=b\n")).unwrap();
-    std::fs::write(dir.join("world-v1"), format!("127.0.0.1 {v1} node=b\n")).unwrap();
-    std::fs::write(dir.join("world-v2"), format!("127.0.0.1 {v2} node=a\n")).unwrap();
-    std::fs::write(
-        dir.join("l5d"),
-        format!("127.0.0.1 {a_inc} node=a\n127.0.0.1 {b_inc} node=b\n"),
-    )
-    .unwrap();
     for driver in crate::support::drivers() {
-        let node_a = Proxy::start(&node_config("a", &dir, a_in, a_out, a_inc), driver);
-        let node_b = Proxy::start(&node_config("b", &dir, b_in, b_out, b_inc), driver);
+        // The nodes listen on port 0 and the namer files, polled every
+        // 50 ms, name their ports once they are up (no port is guessed).
+        for f in ["hello", "world-v1", "world-v2", "l5d"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        let node_a = Proxy::start(&node_config("a", &dir), driver);
+        let node_b = Proxy::start(&node_config("b", &dir), driver);
+        // Apps: hello and world-v1 on node b, world-v2 on node a. hello
+        // calls world through its own node's outgoing router.
+        let hello = app(&|l| switchyard::demo::hello(l, node_b.addr("outgoing")));
+        let port = |p: &Proxy, label| p.addr(label).port();
+        std::fs::write(dir.join("hello"), format!("127.0.0.1 {hello} node=b\n")).unwrap();
+        std::fs::write(dir.join("world-v1"), format!("127.0.0.1 {v1} node=b\n")).unwrap();
+        std::fs::write(dir.join("world-v2"), format!("127.0.0.1 {v2} node=a\n")).unwrap();
+        std::fs::write(
+            dir.join("l5d"),
+            format!(
+                "127.0.0.1 {} node=a\n127.0.0.1 {} node=b\n",
+                port(&node_a, "incoming"),
+                port(&node_b, "incoming")
+            ),
+        )
+        .unwrap();
         let ingress = node_a.addr("ingress");
-        let r = get(ingress, "GET / HTTP/1.1\r\nHost: www.hello.world\r\n\r\n");
-        assert!(r.text().contains(") world ("), "{driver}: {}", r.text());
+        let plain = || get(ingress, "GET / HTTP/1.1\r\nHost: www.hello.world\r\n\r\n");
+        wait_for(
+            "both nodes to read the namer files",
+            Duration::from_secs(10),
+            || plain().text().contains(") world ("),
+        );
         let staged = "GET / HTTP/1.1\r\nHost: www.hello.world\r\nl5d-dtab: /host/world => /srv/world-v2;\r\n\r\n";
         let r = get(ingress, staged);
         // hello -> outgoing(B) -> incoming(A) -> world-v2: two proxies.
