@@ -119,10 +119,56 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Box<UpConn>,
     }
 }
 
-/// True when the peer has sent something (or closed) that we have not read:
-/// while we are still sending a request body, that is an early response.
-pub fn peer_has_spoken(stream: &TcpStream) -> bool {
-    !peer_still_open(stream)
+/// True when the upstream has answered (or closed, or failed) while we are
+/// still sending it a request body: an early response, after which it must
+/// get no more of the body. Interim responses do not count (RFC 9110
+/// §15.2: a server may send 100 Continue or 103 Early Hints unasked and go
+/// on to read the body); they stay in the socket for the response reader,
+/// which drops them.
+#[allow(unsafe_code)]
+pub fn peer_has_answered(stream: &TcpStream) -> bool {
+    let mut peek = [0u8; EARLY_PEEK_BYTES];
+    // SAFETY: the fd is owned by `stream` and open for the duration of the
+    // call; the buffer is valid and writable for its length;
+    // MSG_PEEK|MSG_DONTWAIT neither consumes data nor blocks.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            peek.as_mut_ptr().cast(),
+            peek.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock;
+    }
+    let n = n as usize;
+    n == 0 || !only_interim(&peek[..n], n == peek.len())
+}
+
+/// How much of what an upstream sent early is looked at: interim heads are
+/// small (103's `Link` lines the largest of them).
+const EARLY_PEEK_BYTES: usize = 4096;
+
+/// Whether `bytes` (not empty) are interim response heads and nothing else:
+/// 1xx other than 101 (no request of ours asks to switch protocols). The
+/// last head may be incomplete once its status shows it is a 1xx; fewer
+/// bytes than that prove nothing, so count as an answer, as does a peek
+/// that filled its buffer (`full`) without ending on a complete head.
+fn only_interim(mut bytes: &[u8], full: bool) -> bool {
+    loop {
+        match crate::http1::response::parse_response(bytes, false) {
+            Ok(Some(h)) if h.is_interim() && h.status != 101 => {
+                bytes = &bytes[h.head_len..];
+                if bytes.is_empty() {
+                    return true;
+                }
+            }
+            Ok(Some(_)) | Err(_) => return false,
+            // "HTTP/1.x 1": the status is an interim one.
+            Ok(None) => return !full && bytes.get(9) == Some(&b'1'),
+        }
+    }
 }
 
 /// A non-blocking peek: an idle connection whose peer closed reads EOF (or
@@ -142,4 +188,42 @@ fn peer_still_open(stream: &TcpStream) -> bool {
         )
     };
     n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_interim;
+
+    #[test]
+    fn interim_heads_are_not_an_answer() {
+        let cont = b"HTTP/1.1 100 Continue\r\n\r\n";
+        let hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
+        assert!(only_interim(cont, false));
+        assert!(only_interim(&[&cont[..], &hints[..]].concat(), false));
+        // An interim head still arriving, once its status shows.
+        assert!(only_interim(b"HTTP/1.1 1", false));
+        assert!(only_interim(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 1",
+            false
+        ));
+        // A final status, or not yet telling, is an answer.
+        assert!(!only_interim(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            false
+        ));
+        assert!(!only_interim(
+            &[&cont[..], b"HTTP/1.1 413 Payload Too Large\r\n\r\n"].concat(),
+            false
+        ));
+        assert!(!only_interim(&[&cont[..], b"HTTP/1.1 4"].concat(), false));
+        assert!(!only_interim(b"HTTP/1.1 ", false));
+        assert!(!only_interim(b"H", false));
+        assert!(!only_interim(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+            false
+        ));
+        assert!(!only_interim(b"garbage\r\n\r\n", false));
+        // A peek that filled up mid-head proves nothing.
+        assert!(!only_interim(b"HTTP/1.1 103 Early Hints\r\nLink: <", true));
+    }
 }

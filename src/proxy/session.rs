@@ -5,7 +5,7 @@ use super::deadline::{Deadline, IdleSlot, IdleWakers, Stopped};
 use super::error::{
     ErrorKind, ProxyError, Side, failure_index, response_for, write_error_response,
 };
-use super::pool::{Pool, UpConn, connect, peer_has_spoken};
+use super::pool::{Pool, UpConn, connect, peer_has_answered};
 use super::rewrite::{self, ClientFraming};
 use super::route::{Outstanding, Rng, RouteCache, RouteCx, RouteEntry, route};
 use crate::config::{Router, Server};
@@ -1090,7 +1090,7 @@ async fn forward_length(
         // Checked right before each write, after any wait for the client:
         // an upstream that answered while we waited for the body has not
         // read it, and must not get it (it would parse as a request).
-        if watch_early_response && peer_has_spoken(dst) {
+        if watch_early_response && peer_has_answered(dst) {
             return Err(BodyFail::EarlyResponse {
                 unread: Unread::Length(n),
             });
@@ -1135,7 +1135,7 @@ async fn forward_chunked(
     let mut dec = ChunkedDecoder::new(max);
     let mut total = 0u64;
     loop {
-        if watch_early_response && peer_has_spoken(dst) {
+        if watch_early_response && peer_has_answered(dst) {
             return Err(BodyFail::EarlyResponse {
                 unread: Unread::Chunked(dec),
             });

@@ -1,6 +1,7 @@
 //! The data plane over real sockets, under each IO driver.
 
 use crate::support::{Client, Proxy, Reply, Response, Upstream, drivers, get};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 fn mesh_config(upstream: &Upstream, extra: &str) -> String {
@@ -698,5 +699,44 @@ fn an_early_response_drops_up_to_the_discard_limit_and_closes_past_it() {
             !up.all_text().contains("xxxx"),
             "{driver}: the upstream got body bytes"
         );
+    }
+}
+
+/// An upstream may send 100 Continue (or 103 Early Hints) without being
+/// asked and then read the body (RFC 9110 §15.2): that is not an early
+/// answer. The body goes through whole, the interim heads are not relayed
+/// to a client that did not ask, and both connections are kept. The
+/// interim heads come right after the request head, the body 200 ms later,
+/// so they are in before the body, every time.
+#[test]
+fn an_unasked_interim_response_does_not_stop_the_body() {
+    const INTERIM: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
+    for driver in drivers() {
+        let up = Upstream::start(Reply::InterimThenEcho(INTERIM));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let mut c = Client::connect(px.addr("out"));
+        for (head, body) in [
+            (
+                "POST /a HTTP/1.1\r\nHost: web\r\nContent-Length: 11\r\n\r\n",
+                "hello world",
+            ),
+            (
+                "POST /b HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+            ),
+        ] {
+            c.send(head.as_bytes());
+            std::thread::sleep(Duration::from_millis(200));
+            c.send(body.as_bytes());
+            let r = c.response().expect("a response");
+            assert_eq!(r.status, 200, "{driver}: {head}");
+            assert_eq!(r.text(), "hello world", "{driver}: {head}");
+            assert!(!has_close(&r), "{driver}: {:?}", r.headers);
+        }
+        let seen = up.requests();
+        assert_eq!(seen.len(), 2, "{driver}");
+        assert!(seen.iter().all(|s| s.body == b"hello world"), "{driver}");
+        // One upstream connection carried both: the exchange was clean.
+        assert_eq!(up.connections.load(Ordering::Relaxed), 1, "{driver}");
     }
 }

@@ -250,6 +250,10 @@ pub enum Reply {
     Slow(Duration, &'static str),
     /// 200 with a chunked body echoing the request body.
     EchoChunked,
+    /// These interim responses right after the head, before the body is
+    /// read (as a server may send 100 Continue unasked), then as
+    /// `EchoChunked`.
+    InterimThenEcho(&'static [u8]),
     /// `400` with `Content-Length: 0` this long after a head is read,
     /// without reading the body, keeping the connection open.
     EarlyReject(Duration),
@@ -483,6 +487,11 @@ fn upstream_conn(
             buf.drain(..head_len);
             continue;
         }
+        if let Reply::InterimThenEcho(interim) = &reply
+            && s.write_all(interim).is_err()
+        {
+            return;
+        }
         // Read the body.
         let mut body = Vec::new();
         let mut at = head_len;
@@ -538,7 +547,7 @@ fn upstream_conn(
                 std::thread::sleep(*d);
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{b}", b.len()).into_bytes()
             }
-            Reply::EchoChunked => {
+            Reply::EchoChunked | Reply::InterimThenEcho(_) => {
                 let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
                 for piece in body.chunks(7) {
                     r.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
