@@ -284,7 +284,7 @@ async fn serve(c: &mut Client, shard: &ShardCx, lis: &ListenerCx) {
         let now = Instant::from_std(started);
         let outcome = exchange(c, &head, shard, lis, &mut rec, now).await;
         let failure = match &outcome {
-            Err(Abort::Respond(e, _)) => {
+            Err(Abort::Respond(e, _) | Abort::RespondDiscarding(e, _)) => {
                 rec.status = response_for(e).status;
                 Some(e.kind)
             }
@@ -314,6 +314,25 @@ async fn serve(c: &mut Client, shard: &ShardCx, lis: &ListenerCx) {
                 let close = close || shard.draining();
                 respond_error(c, &e, close, lis).await;
                 if close || response_for(&e).close {
+                    return;
+                }
+                // Idle from when the error response went out, not from
+                // before it was written.
+                ended = std::time::Instant::now();
+            }
+            Err(Abort::RespondDiscarding(e, left)) => {
+                let close = shard.draining();
+                respond_error(c, &e, close, lis).await;
+                if close || response_for(&e).close {
+                    return;
+                }
+                // The next request starts after the body the client is
+                // still sending; one that stops short of it is closed on.
+                let idle = (&mut c.deadline, lis.router.timeouts.body_idle);
+                if discard_body(&mut c.stream, &mut c.buf, left, idle)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 // Idle from when the error response went out, not from
@@ -500,8 +519,12 @@ async fn read_head(
 
 /// How an exchange ends early.
 enum Abort {
-    /// Nothing was sent to the client yet: answer with this error.
+    /// Nothing was sent to the client yet: answer with this error, and
+    /// close the connection after it if told so.
     Respond(ProxyError, bool),
+    /// As `Respond`, keeping the connection: this many bytes of the
+    /// request's body are still to come, to be read and dropped.
+    RespondDiscarding(ProxyError, u64),
     /// A response is under way or the client is gone: close.
     Close,
 }
@@ -570,8 +593,7 @@ async fn exchange(
                 lis.metrics.overrides_refused.inc();
             }
             c.buf.drain(..head.head_len);
-            // An unread body would be parsed as the next request: close.
-            return Err(Abort::Respond(e, has_body));
+            return Err(refuse_unread_body(e, head.framing, &mut c.buf, lis));
         }
     };
     if head.framing == BodyFraming::Chunked {
@@ -623,9 +645,10 @@ async fn exchange(
     let mut up = match shard.pool.take(routed.addr, now) {
         Some(u) => u,
         None => {
-            let u = connect(routed.addr, t.connect)
-                .await
-                .map_err(|e| Abort::Respond(e, has_body))?;
+            let u = match connect(routed.addr, t.connect).await {
+                Ok(u) => u,
+                Err(e) => return Err(refuse_unread_body(e, head.framing, &mut c.buf, lis)),
+            };
             now = Instant::now();
             u
         }
@@ -639,18 +662,21 @@ async fn exchange(
         .is_err()
     {
         if !up.reused {
-            return Err(Abort::Respond(upstream_reset(true), has_body));
+            let e = upstream_reset(true);
+            return Err(refuse_unread_body(e, head.framing, &mut c.buf, lis));
         }
-        up = connect(routed.addr, t.connect)
-            .await
-            .map_err(|e| Abort::Respond(e, has_body))?;
+        up = match connect(routed.addr, t.connect).await {
+            Ok(u) => u,
+            Err(e) => return Err(refuse_unread_body(e, head.framing, &mut c.buf, lis)),
+        };
         now = Instant::now();
         let at = Deadline::after_from(now, t.body_idle);
         if write_vec(&mut up.stream, &mut c.out, &mut c.deadline, at)
             .await
             .is_err()
         {
-            return Err(Abort::Respond(upstream_reset(true), has_body));
+            let e = upstream_reset(true);
+            return Err(refuse_unread_body(e, head.framing, &mut c.buf, lis));
         }
     }
 
@@ -1013,6 +1039,38 @@ fn drop_buffered_chunked(mut dec: ChunkedDecoder, buf: &mut Vec<u8>) -> bool {
             }
             Ok((n, Some(ChunkedEvent::Data { .. }))) if n > 0 => at += n,
             Ok(_) | Err(_) => return false,
+        }
+    }
+}
+
+/// An error before any of the request's body went upstream (no route, no
+/// connection): the answer keeps the client's connection when the body can
+/// be dropped, as after an early upstream answer: a length with at most
+/// `DISCARD_BODY_BYTES_MAX` still to come (what is in `buf` is dropped now,
+/// the rest read and dropped after the answer), or a chunked body whose end
+/// is in `buf` already. Otherwise the connection closes after the answer,
+/// so an unread body is never parsed as the next request. `buf` starts at
+/// the body.
+fn refuse_unread_body(
+    e: ProxyError,
+    framing: BodyFraming,
+    buf: &mut Vec<u8>,
+    lis: &ListenerCx,
+) -> Abort {
+    match framing {
+        BodyFraming::None => Abort::Respond(e, false),
+        BodyFraming::Length(n) => {
+            let here = (buf.len() as u64).min(n);
+            if n - here > DISCARD_BODY_BYTES_MAX {
+                return Abort::Respond(e, true);
+            }
+            buf.drain(..here as usize);
+            Abort::RespondDiscarding(e, n - here)
+        }
+        BodyFraming::Chunked => {
+            let dec = ChunkedDecoder::new(lis.router.limits.body_bytes_max);
+            let whole = drop_buffered_chunked(dec, buf);
+            Abort::Respond(e, !whole)
         }
     }
 }

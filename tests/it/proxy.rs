@@ -740,3 +740,91 @@ fn an_unasked_interim_response_does_not_stop_the_body() {
         assert_eq!(up.connections.load(Ordering::Relaxed), 1, "{driver}");
     }
 }
+
+/// The proxy's own answers before a body goes upstream (no route, an
+/// endpoint that refuses connections) keep the client's connection as an
+/// early upstream answer does: a body with a length is read and dropped, up
+/// to the discard limit still to come, and a chunked body whole in hand is
+/// dropped; past the limit, or a chunked body still arriving, the
+/// connection closes. Nothing of the dropped bodies reaches an upstream.
+#[test]
+fn the_proxys_own_errors_drop_the_body_and_keep_the_connection() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for driver in drivers() {
+        let up = Upstream::start(Reply::Describe("web"));
+        let yaml = format!(
+            "routers:\n- protocol: http\n  label: out\n  dtab: |\n    /svc/web => /$/inet/127.0.0.1/{};\n    /svc/dead => /$/inet/127.0.0.1/{dead};\n  servers:\n  - port: 0\n",
+            up.addr.port()
+        );
+        let px = Proxy::start(&yaml, driver);
+        let next_is_served = |c: &mut Client, r: &Response, what: &str| {
+            assert!(!has_close(r), "{driver} {what}: {:?}", r.headers);
+            c.send(b"GET /next HTTP/1.1\r\nHost: web\r\n\r\n");
+            let n = c.response().expect("the next response");
+            assert_eq!(n.status, 200, "{driver} {what}: {}", n.text());
+        };
+        for host in ["nowhere", "dead"] {
+            // The body with the head, and the body after the answer.
+            let mut c = Client::connect(px.addr("out"));
+            c.send(
+                format!("POST /x HTTP/1.1\r\nHost: {host}\r\nContent-Length: 9\r\n\r\nGET /evil")
+                    .as_bytes(),
+            );
+            let r = c.response().expect("a response");
+            assert_eq!(r.status, 502, "{driver} {host}");
+            next_is_served(&mut c, &r, host);
+            c.send(
+                format!("POST /x HTTP/1.1\r\nHost: {host}\r\nContent-Length: 9\r\n\r\n").as_bytes(),
+            );
+            let r = c.response().expect("a response");
+            assert_eq!(r.status, 502, "{driver} {host}");
+            c.send(b"GET /evil");
+            next_is_served(&mut c, &r, host);
+            // Chunked, whole in hand: dropped.
+            c.send(format!("POST /x HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nGET /evil\r\n0\r\n\r\n").as_bytes());
+            let r = c.response().expect("a response");
+            next_is_served(&mut c, &r, host);
+            // Exactly the limit still to come is dropped; one byte more closes.
+            let limit = 1024 * 1024;
+            let mut c = Client::connect(px.addr("out"));
+            c.send(
+                format!("POST /x HTTP/1.1\r\nHost: {host}\r\nContent-Length: {limit}\r\n\r\n")
+                    .as_bytes(),
+            );
+            let r = c.response().expect("a response");
+            c.send(&vec![b'x'; limit]);
+            next_is_served(&mut c, &r, host);
+            let mut c = Client::connect(px.addr("out"));
+            c.send(
+                format!(
+                    "POST /x HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n",
+                    limit + 1
+                )
+                .as_bytes(),
+            );
+            let r = c.response().expect("a response");
+            assert!(has_close(&r), "{driver} {host}: {:?}", r.headers);
+            assert!(c.closed_within(Duration::from_secs(3)), "{driver} {host}");
+            // Chunked, still arriving: closes.
+            let mut c = Client::connect(px.addr("out"));
+            c.send(
+                format!(
+                    "POST /x HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nGET"
+                )
+                .as_bytes(),
+            );
+            let r = c.response().expect("a response");
+            assert!(has_close(&r), "{driver} {host}: {:?}", r.headers);
+            assert!(c.closed_within(Duration::from_secs(3)), "{driver} {host}");
+        }
+        let seen = up.all_text();
+        assert!(
+            !seen.contains("evil") && !seen.contains("xx"),
+            "{driver}: {seen:?}"
+        );
+        assert!(seen.contains("GET /next"), "{driver}: {seen:?}");
+    }
+}
