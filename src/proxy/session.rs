@@ -690,21 +690,25 @@ async fn exchange(
     if has_body && head.expect_continue {
         // Relay the upstream's 100 Continue, or its final answer without
         // sending the body (RFC 9110 §10.1.1); an upstream that says neither
-        // within the expect-continue timeout gets the body anyway.
+        // within the expect-continue timeout gets the body anyway. Other
+        // interim answers (103) are relayed as they come, and the wait goes on.
         let at = Deadline::after(t.expect_continue);
-        match read_response_head(&mut up, is_head, &mut c.deadline, at, &mut c.resp).await {
-            Ok(()) if c.resp.status == 100 => {
-                up.buf.drain(..c.resp.head_len);
-                c.out.clear();
-                c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                let at = Deadline::after(t.body_idle);
-                write_vec(&mut c.stream, &mut c.out, &mut c.deadline, at)
-                    .await
-                    .map_err(|()| Abort::Close)?;
+        loop {
+            match read_response_head(&mut up, is_head, &mut c.deadline, at, &mut c.resp).await {
+                Ok(()) if c.resp.status == 101 => {
+                    return Err(Abort::Respond(unasked_upgrade(), true));
+                }
+                Ok(()) if c.resp.is_interim() => {
+                    relay_interim(c, &mut up, minor, lis.server.trust, t.body_idle).await?;
+                    if c.resp.status != 100 {
+                        continue;
+                    }
+                }
+                Ok(()) => early = true,
+                Err(e) if e.kind == ErrorKind::ResponseTimeout && up.buf.is_empty() => {}
+                Err(e) => return Err(Abort::Respond(e, true)),
             }
-            Ok(()) => early = true,
-            Err(e) if e.kind == ErrorKind::ResponseTimeout && up.buf.is_empty() => {}
-            Err(e) => return Err(Abort::Respond(e, true)),
+            break;
         }
     }
     if !early && has_body {
@@ -811,9 +815,14 @@ async fn exchange(
                     return Err(Abort::Respond(e, close));
                 }
             }
+            if c.resp.status == 101 {
+                return Err(Abort::Respond(unasked_upgrade(), !client_body_consumed));
+            }
             if c.resp.is_interim() {
-                // Other interim responses (102, 103) are not relayed.
-                up.buf.drain(..c.resp.head_len);
+                relay_interim(c, &mut up, minor, lis.server.trust, t.body_idle).await?;
+                // The upstream has begun to answer (and `c.out` no longer
+                // holds the request): no retry from here.
+                retried = true;
                 continue;
             }
             break;
@@ -1041,6 +1050,39 @@ fn drop_buffered_chunked(mut dec: ChunkedDecoder, buf: &mut Vec<u8>) -> bool {
             Ok(_) | Err(_) => return false,
         }
     }
+}
+
+/// Passes an interim response (1xx but 101) on to an HTTP/1.1 client, as a
+/// proxy must (RFC 9110 §15.2), with its hop-by-hop headers removed as a
+/// final response's are; an HTTP/1.0 client never gets one. Either way it
+/// leaves the upstream's buffer. The response head is `c.resp`.
+async fn relay_interim(
+    c: &mut Client,
+    up: &mut UpConn,
+    minor: u8,
+    trust: crate::config::Trust,
+    body_idle: Duration,
+) -> Result<(), Abort> {
+    if minor == 1 {
+        let none = ClientFraming::None;
+        rewrite::response_head(&c.resp, &up.buf, none, trust, false, 1, &mut c.out);
+        let at = Deadline::after(body_idle);
+        write_vec(&mut c.stream, &mut c.out, &mut c.deadline, at)
+            .await
+            .map_err(|()| Abort::Close)?;
+    }
+    up.buf.drain(..c.resp.head_len);
+    Ok(())
+}
+
+/// A 101 that no request of ours asked for (upgrades are refused).
+fn unasked_upgrade() -> ProxyError {
+    ProxyError::new(
+        ErrorKind::BadResponse,
+        Side::Upstream,
+        false,
+        "upstream switched protocols unasked",
+    )
 }
 
 /// An error before any of the request's body went upstream (no route, no

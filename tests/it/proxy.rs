@@ -704,10 +704,10 @@ fn an_early_response_drops_up_to_the_discard_limit_and_closes_past_it() {
 
 /// An upstream may send 100 Continue (or 103 Early Hints) without being
 /// asked and then read the body (RFC 9110 §15.2): that is not an early
-/// answer. The body goes through whole, the interim heads are not relayed
-/// to a client that did not ask, and both connections are kept. The
-/// interim heads come right after the request head, the body 200 ms later,
-/// so they are in before the body, every time.
+/// answer. The body goes through whole, the interim heads are relayed
+/// before the final one, and both connections are kept. The interim heads
+/// come right after the request head, the body 200 ms later, so they are in
+/// before the body, every time.
 #[test]
 fn an_unasked_interim_response_does_not_stop_the_body() {
     const INTERIM: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
@@ -728,6 +728,8 @@ fn an_unasked_interim_response_does_not_stop_the_body() {
             c.send(head.as_bytes());
             std::thread::sleep(Duration::from_millis(200));
             c.send(body.as_bytes());
+            let statuses: Vec<u16> = (0..2).map(|_| c.response().unwrap().status).collect();
+            assert_eq!(statuses, [100, 103], "{driver}: {head}");
             let r = c.response().expect("a response");
             assert_eq!(r.status, 200, "{driver}: {head}");
             assert_eq!(r.text(), "hello world", "{driver}: {head}");
@@ -738,6 +740,60 @@ fn an_unasked_interim_response_does_not_stop_the_body() {
         assert!(seen.iter().all(|s| s.body == b"hello world"), "{driver}");
         // One upstream connection carried both: the exchange was clean.
         assert_eq!(up.connections.load(Ordering::Relaxed), 1, "{driver}");
+    }
+}
+
+/// Interim responses go on to an HTTP/1.1 client ahead of the final one,
+/// hop-by-hop headers removed (RFC 9110 §15.2), and never to an HTTP/1.0
+/// client; a 101 nobody asked for is a bad response (502).
+#[test]
+fn interim_responses_are_relayed_to_http11_clients_only() {
+    const RAW: &[u8] = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nConnection: x-hint\r\nX-Hint: 1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    for driver in drivers() {
+        let up = Upstream::start(Reply::Raw(RAW));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let mut c = Client::connect(px.addr("out"));
+        for _ in 0..2 {
+            c.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+            let hint = c.response().expect("the 103");
+            assert_eq!(hint.status, 103, "{driver}");
+            assert_eq!(
+                hint.header("link"),
+                Some("</a.css>; rel=preload"),
+                "{driver}"
+            );
+            assert_eq!(hint.header("connection"), None, "{driver}");
+            assert_eq!(hint.header("x-hint"), None, "{driver}");
+            let r = c.response().expect("the 200");
+            assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{driver}");
+        }
+        let mut c = Client::connect(px.addr("out"));
+        c.send(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n");
+        let r = c.response().expect("the 200");
+        assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{driver}");
+
+        // Waiting for 100 Continue, a 103 first is relayed, not taken for
+        // the final answer.
+        let up = Upstream::start(Reply::InterimThenEcho(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </b.js>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n",
+        ));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let mut c = Client::connect(px.addr("out"));
+        c.send(
+            b"POST / HTTP/1.1\r\nHost: web\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+        );
+        assert_eq!(c.response().expect("the 103").status, 103, "{driver}");
+        assert_eq!(c.response().expect("the 100").status, 100, "{driver}");
+        c.send(b"hi");
+        let r = c.response().expect("the 200");
+        assert_eq!((r.status, r.text().as_str()), (200, "hi"), "{driver}");
+
+        let up = Upstream::start(Reply::Raw(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nanything",
+        ));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let r = get(px.addr("out"), "GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        assert_eq!(r.status, 502, "{driver}: {}", r.text());
     }
 }
 

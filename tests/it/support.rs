@@ -641,7 +641,7 @@ impl Client {
                     .iter()
                     .any(|(n, v)| n == "connection" && v.eq_ignore_ascii_case("close"));
                 self.buf.drain(..n);
-                let body = if status == 100 || status == 204 || status == 304 {
+                let body = if (100..200).contains(&status) || status == 204 || status == 304 {
                     Vec::new()
                 } else if chunked {
                     self.read_chunked()?
