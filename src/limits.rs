@@ -77,8 +77,18 @@ pub const DTAB_HEADER_BYTES_MAX: usize = 4 * 1024;
 /// every lookup of the bind.
 pub const DTAB_LOCAL_DENTRIES_MAX: usize = 64;
 
-/// Capacity a connection's read buffer starts with; it grows (to the head
-/// limit) only for large heads.
+/// Capacity a client connection's read buffer starts with: what a
+/// connection that only ever sends small heads keeps while it waits for its
+/// next request, so ten thousand idle keep-alive clients cost a few MiB of
+/// buffers rather than forty (nginx's `client_header_buffer_size` is 1k for
+/// the same reason). The first head longer than this, or the first body
+/// read, grows it to [`READ_BUFFER_BYTES`] for the connection's life: one
+/// extra read, once per connection.
+pub const READ_BUFFER_FIRST_BYTES: usize = 1024;
+
+/// Capacity a read buffer has once it reads more than a small head (body
+/// bytes, a long head); it grows further (to the head limit) only for large
+/// heads.
 pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// Capacity an upstream connection's read buffer starts with: room for a

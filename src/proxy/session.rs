@@ -13,7 +13,9 @@ use crate::discovery::Published;
 use crate::http1::chunked::{ChunkedDecoder, ChunkedEvent};
 use crate::http1::request::{BodyFraming, RequestHead, parse_request_into};
 use crate::http1::response::{ResponseFraming, ResponseHead, parse_response_into};
-use crate::limits::{COALESCE_BODY_BYTES_MAX, DISCARD_BODY_BYTES_MAX, READ_BUFFER_BYTES};
+use crate::limits::{
+    COALESCE_BODY_BYTES_MAX, DISCARD_BODY_BYTES_MAX, READ_BUFFER_BYTES, READ_BUFFER_FIRST_BYTES,
+};
 use crate::routing::GlobalNamer;
 use crate::routing::snapshot::Snapshot;
 use crate::telemetry::{ListenerMetrics, NameSeries};
@@ -23,6 +25,7 @@ use monoio::net::TcpStream;
 use monoio::time::Instant;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,6 +130,11 @@ async fn read_more(
     dl: &mut Deadline,
     at: Instant,
 ) -> Result<usize, ReadFail> {
+    // More than a small head is coming (a body, or a head that did not
+    // fit): a client connection's first-request buffer grows, once.
+    if buf.capacity() < READ_BUFFER_BYTES {
+        buf.reserve(READ_BUFFER_BYTES - buf.len());
+    }
     let (owned, len, cap) = spare(buf);
     let op = std::pin::pin!(stream.read(owned.slice_mut(len..cap)));
     let r = dl.run(at, op).await;
@@ -162,12 +170,50 @@ fn settle_read(
     }
 }
 
-/// A client's read between requests: [`read_more`] that a drain ends.
+/// A client's read between requests, which a drain ends: into the buffer as
+/// it is, so a connection of small heads keeps its small first buffer while
+/// it waits (see [`READ_BUFFER_FIRST_BYTES`]).
 async fn read_idle(c: &mut Client, idle: &IdleWakers, at: Instant) -> Result<usize, ReadFail> {
-    let (owned, len, cap) = spare(&mut c.buf);
-    let read = std::pin::pin!(c.stream.read(owned.slice_mut(len..cap)));
-    let r = c.deadline.run_idle(at, idle, &c.idle_slot, read).await;
-    settle_read(r, &mut c.buf)
+    let r = {
+        let (owned, len, cap) = spare(&mut c.buf);
+        let read = std::pin::pin!(c.stream.read(owned.slice_mut(len..cap)));
+        c.deadline.run_idle(at, idle, &c.idle_slot, read).await
+    };
+    let n = settle_read(r, &mut c.buf)?;
+    if c.buf.len() == c.buf.capacity() && c.buf.capacity() < READ_BUFFER_BYTES {
+        take_waiting(&c.stream, &mut c.buf);
+    }
+    Ok(n)
+}
+
+/// After a read that filled a client's small first buffer, more of the
+/// request is likely in the socket already (a long head, or a body sent
+/// with its head): the buffer grows to [`READ_BUFFER_BYTES`] and takes what
+/// is there without waiting, so the request is judged as a whole, as if the
+/// buffer had been large from the start (a malformed chunked body in hand
+/// is refused before its head goes upstream), in one more syscall, once per
+/// connection. Nothing there, or an error, is left to the next read.
+#[allow(unsafe_code)]
+fn take_waiting(stream: &TcpStream, buf: &mut Vec<u8>) {
+    buf.reserve(READ_BUFFER_BYTES - buf.len());
+    let len = buf.len();
+    let room = buf.spare_capacity_mut();
+    // SAFETY: the fd is owned by `stream` and open for the duration of the
+    // call; `room` is valid and writable for its length; MSG_DONTWAIT never
+    // blocks.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            room.as_mut_ptr().cast(),
+            room.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n > 0 {
+        // SAFETY: the kernel wrote the first `n` bytes of the spare
+        // capacity, and `n` is at most its length.
+        unsafe { buf.set_len(len + n as usize) };
+    }
 }
 
 /// Writes all of `out` before `at`.
@@ -240,7 +286,7 @@ pub async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let mut c = Client {
         stream,
-        buf: Vec::with_capacity(READ_BUFFER_BYTES),
+        buf: Vec::with_capacity(READ_BUFFER_FIRST_BYTES),
         out: Vec::with_capacity(1024),
         peer,
         deadline: Deadline::new(),
