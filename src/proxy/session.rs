@@ -87,11 +87,12 @@ impl ShardCx {
     }
 
     /// Waits for the next applied snapshot, at most `dur`. Returns false on
-    /// timeout.
+    /// timeout. The timeout is boxed, as `connect`'s is: a rare wait that
+    /// would otherwise size every connection's future.
     async fn next_snapshot(&self, dur: Duration) -> bool {
         let (tx, rx) = futures_channel::oneshot::channel();
         self.snapshot_waiters.borrow_mut().push(tx);
-        matches!(monoio::time::timeout(dur, rx).await, Ok(Ok(())))
+        matches!(Box::pin(monoio::time::timeout(dur, rx)).await, Ok(Ok(())))
     }
 }
 
