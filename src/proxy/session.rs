@@ -288,7 +288,10 @@ pub async fn serve_connection(
     let mut c = Client {
         stream,
         buf: Vec::with_capacity(READ_BUFFER_FIRST_BYTES),
-        out: Vec::with_capacity(1024),
+        // Room for a rewritten head of a typical request (about 300 bytes
+        // with routing headers); it grows, once, for longer ones or for
+        // small response bodies sent behind their head.
+        out: Vec::with_capacity(512),
         peer,
         deadline: Deadline::new(),
         idle_slot: shard.idle.register(),
