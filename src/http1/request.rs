@@ -217,21 +217,30 @@ pub fn parse_request_into(
         let mut req = httparse::Request::new(&mut []);
         if let Ok(httparse::Status::Complete(end)) = req.parse_with_uninit_headers(buf, &mut raw)
             && end <= limits.head_bytes_max
-            && lines_end_in_crlf(buf, end, &req)
+            && request_line_ends_in_crlf(buf, end, &req)
         {
-            check_head(buf, end, &req, limits, out)?;
-            return Ok(true);
+            // Each header line's end is checked as the line is, in one pass.
+            // A refusal stands only if every line ends in CR LF: a head with
+            // a bare LF is decided by the slow path, whatever else it holds.
+            match check_head(buf, end, &req, limits, out) {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(e) if header_lines_end_in_crlf(buf, &req) => return Err(e),
+                Err(_) => {}
+            }
         }
     }
     parse_request_slow(buf, scanned, limits, out)
 }
 
-/// Whether every line of a head httparse accepted whole ends in CR LF, and
-/// it starts with its request line. httparse takes a bare LF as a line end
-/// and skips empty lines before the request line; those heads are left to
-/// [`parse_request_slow`]. Every LF in an accepted head ends a line (values,
-/// names and targets hold none), so checking each line's end covers them all.
-fn lines_end_in_crlf(buf: &[u8], end: usize, req: &httparse::Request<'_, '_>) -> bool {
+/// Whether a head httparse accepted whole starts with its request line and
+/// that line and the head end in CR LF. httparse takes a bare LF as a line
+/// end and skips empty lines before the request line; those heads are left
+/// to [`parse_request_slow`]. Every LF in an accepted head ends a line
+/// (values, names and targets hold none), so checking each line's end covers
+/// them all: the header lines' ends are checked by [`check_head`] as it
+/// reads them (see [`line_ends_in_crlf`]).
+fn request_line_ends_in_crlf(buf: &[u8], end: usize, req: &httparse::Request<'_, '_>) -> bool {
     let (Some(method), Some(target)) = (req.method, req.path) else {
         return false;
     };
@@ -258,17 +267,27 @@ fn lines_end_in_crlf(buf: &[u8], end: usize, req: &httparse::Request<'_, '_>) ->
         ) => {}
         _ => return false,
     }
-    for h in req.headers.iter() {
-        // httparse trims trailing SP/HTAB off the value; the line ends after them.
-        let mut p = Span::of(buf, h.value).end as usize;
-        while matches!(buf.get(p), Some(b' ' | b'\t')) {
-            p += 1;
-        }
-        if buf.get(p..p + 2) != Some(b"\r\n") {
-            return false;
-        }
-    }
     end >= 2 && buf[end - 2..end] == *b"\r\n"
+}
+
+/// Whether the header line whose value ends at `value_end` ends in CR LF.
+/// httparse trims trailing SP/HTAB off the value; the line ends after them.
+#[inline]
+fn line_ends_in_crlf(buf: &[u8], value_end: usize) -> bool {
+    let mut p = value_end;
+    while matches!(buf.get(p), Some(b' ' | b'\t')) {
+        p += 1;
+    }
+    buf.get(p..p + 2) == Some(b"\r\n")
+}
+
+/// Every header line's end, for a head [`check_head`] refused: whether the
+/// refusal stands or the slow path decides.
+#[cold]
+fn header_lines_end_in_crlf(buf: &[u8], req: &httparse::Request<'_, '_>) -> bool {
+    req.headers
+        .iter()
+        .all(|h| line_ends_in_crlf(buf, Span::of(buf, h.value).end as usize))
 }
 
 /// [`parse_request_into`] for heads that arrive in pieces or need a closer
@@ -327,19 +346,24 @@ fn parse_request_slow(
         }
         Err(_) => return Err(bad("malformed request head")),
     }
-    check_head(buf, end, &req, limits, out)?;
-    Ok(true)
+    // Every line here ends in CR LF (`find_head_end` refused bare LFs).
+    if check_head(buf, end, &req, limits, out)? {
+        Ok(true)
+    } else {
+        Err(bad("malformed request head"))
+    }
 }
 
 /// Everything RFC 9112 and smuggling defences ask of a head httparse
-/// parsed (`end` bytes long), written into `out`.
+/// parsed (`end` bytes long), written into `out`. `Ok(false)`: a header line
+/// does not end in CR LF (the head is for the slow path to decide).
 fn check_head(
     buf: &[u8],
     end: usize,
     req: &httparse::Request<'_, '_>,
     limits: &RequestLimits,
     out: &mut RequestHead,
-) -> Result<(), HeadError> {
+) -> Result<bool, HeadError> {
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(bad("malformed request line"));
     };
@@ -406,8 +430,12 @@ fn check_head(
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let value = trim_ows(h.value);
-        let kind = classify(name)?;
         let value_span = Span::of(buf, value);
+        // Past the trimmed value only SP/HTAB and the line end follow.
+        if !line_ends_in_crlf(buf, value_span.end as usize) {
+            return Ok(false);
+        }
+        let kind = classify(name)?;
         match kind {
             HeaderKind::Host => {
                 if host_count > 0 {
@@ -566,7 +594,7 @@ fn check_head(
     out.keep_alive = keep_alive;
     out.expect_continue = expect_continue;
     out.host = authority.or(host);
-    Ok(())
+    Ok(true)
 }
 
 /// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), refusing lists, signs, and

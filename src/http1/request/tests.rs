@@ -455,7 +455,8 @@ fn classify_agrees_with_its_definition() {
     }
 }
 
-/// The fast path (httparse finds the end; each line's end is checked after)
+/// The fast path (httparse finds the end; each line's end is checked as the
+/// line is read, and again for every line when a head is refused)
 /// must decide every input exactly as the slow path (the end found first,
 /// bare LFs refused by a scan) does. Heads with every line end turned into a
 /// bare LF or a bare CR, one at a time, with whitespace around values, empty
@@ -483,6 +484,11 @@ fn whole_heads_decide_as_the_slow_path_does() {
         b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
         b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\nX:\t\r\n\r\n",
+        // Refused heads: a line end spoilt after the refused line, or
+        // before it, still decides as the slow path does.
+        b"GET / HTTP/1.1\r\nHost: a b\r\nX: 1\r\nY: 2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: 1\r\nContent-Length: x\r\nHost: a\r\n\r\n",
+        b"GET /#f HTTP/1.1\r\nHost: a\r\nX: 1\r\n\r\n",
     ];
     let mut cases = 0;
     for base in bases {
