@@ -82,7 +82,7 @@ pub const DTAB_LOCAL_DENTRIES_MAX: usize = 64;
 /// next request, so ten thousand idle keep-alive clients cost a few MiB of
 /// buffers rather than forty (nginx's `client_header_buffer_size` is 1k for
 /// the same reason). The first head longer than this, or the first body
-/// read, grows it to [`READ_BUFFER_BYTES`] for the connection's life: one
+/// read, grows it by [`READ_BUFFER_BYTES`] for the connection's life: one
 /// extra read, once per connection.
 pub const READ_BUFFER_FIRST_BYTES: usize = 1024;
 
@@ -105,6 +105,13 @@ pub const UPSTREAM_READ_BUFFER_BYTES: usize = 32 * 1024;
 /// head buffer's capacity for its life: a larger body is written straight
 /// from the read buffer.
 pub const COALESCE_BODY_BYTES_MAX: usize = 4 * 1024;
+
+/// Request body bytes already read with their head that go out in the
+/// head's write: the upstream gets a small request whole, in one segment,
+/// as nginx and HAProxy send it. The bound is what a first read holds
+/// ([`READ_BUFFER_BYTES`]); copying that much costs less than a second
+/// write. A larger body, or one still arriving, is streamed after the head.
+pub const COALESCE_REQUEST_BODY_BYTES_MAX: usize = READ_BUFFER_BYTES;
 
 /// Request body bytes still to come that the proxy reads and drops after
 /// an upstream answered before taking them, to keep the client's

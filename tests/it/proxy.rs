@@ -884,3 +884,39 @@ fn the_proxys_own_errors_drop_the_body_and_keep_the_connection() {
         assert!(seen.contains("GET /next"), "{driver}: {seen:?}");
     }
 }
+
+/// A body of up to 16 KiB that arrives with its head goes upstream in the
+/// head's write, so an upstream that answers on the head (nginx's
+/// `return`) has it whole and its connection stays in the pool: sent
+/// after the head, the answer came between the two writes, as an early
+/// answer, and cost a connection per request. Bodies of 1 KiB and 16 KiB,
+/// each request head and body in one client write, on one connection.
+#[test]
+fn a_small_body_that_came_with_its_head_goes_in_the_heads_write() {
+    for driver in drivers() {
+        let up = Upstream::start(Reply::AnswerOnHead);
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let mut c = Client::connect(px.addr("out"));
+        for size in [1024, 16 * 1024, 1024, 16 * 1024] {
+            let mut req =
+                format!("POST /up HTTP/1.1\r\nHost: web\r\nContent-Length: {size}\r\n\r\n")
+                    .into_bytes();
+            req.resize(req.len() + size, b'x');
+            c.send(&req);
+            let r = c.response().expect("a response");
+            assert_eq!(
+                (r.status, r.text().as_str()),
+                (200, "whole"),
+                "{driver} {size}"
+            );
+            assert!(!has_close(&r), "{driver} {size}");
+        }
+        assert_eq!(up.connections.load(Ordering::Relaxed), 1, "{driver}");
+        let seen = up.requests();
+        assert_eq!(seen.len(), 4, "{driver}");
+        assert!(
+            seen.iter().all(|r| r.body.iter().all(|&b| b == b'x')),
+            "{driver}"
+        );
+    }
+}

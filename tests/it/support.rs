@@ -250,6 +250,11 @@ pub enum Reply {
     Slow(Duration, &'static str),
     /// 200 with a chunked body echoing the request body.
     EchoChunked,
+    /// As nginx's `return`: 200 as soon as the head is in, before reading
+    /// the body, saying whether the whole body came with the head
+    /// (`whole`) or not (`partial`); then the declared body is read and
+    /// dropped, and the connection kept.
+    AnswerOnHead,
     /// These interim responses right after the head, before the body is
     /// read (as a server may send 100 Continue unasked), then as
     /// `EchoChunked`.
@@ -487,6 +492,27 @@ fn upstream_conn(
             buf.drain(..head_len);
             continue;
         }
+        if let Reply::AnswerOnHead = &reply {
+            let whole = if buf.len() >= head_len + body_len {
+                "whole"
+            } else {
+                "partial"
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{whole}",
+                whole.len()
+            );
+            if s.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+            while buf.len() < head_len + body_len {
+                if !read_recorded(&mut s, &mut chunk, &rec, idx, &mut buf, &stop) {
+                    return;
+                }
+            }
+            buf.drain(..head_len + body_len);
+            continue;
+        }
         if let Reply::InterimThenEcho(interim) = &reply
             && s.write_all(interim).is_err()
         {
@@ -557,7 +583,9 @@ fn upstream_conn(
                 r.extend_from_slice(b"0\r\n\r\n");
                 r
             }
-            Reply::Raw(_) | Reply::EarlyReject(_) => unreachable!("handled above"),
+            Reply::Raw(_) | Reply::EarlyReject(_) | Reply::AnswerOnHead => {
+                unreachable!("handled above")
+            }
         };
         if s.write_all(&response).is_err() || matches!(reply, Reply::CloseAfter(_)) {
             return;
