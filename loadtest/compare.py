@@ -17,7 +17,8 @@ then runs interleaved rounds (every target once per round, direct first) of:
           events during a c=32 run;
   tier 1  everything on CPU 0: c=1 latency (p50, p99) and the c=32 cost per
           request, 1e6/rps(proxied) - 1e6/rps(direct) us, for 6 B and 16 KiB
-          responses;
+          responses (with --bodies also for POSTs of 1 KiB and 16 KiB
+          request bodies, answered by the upstream on the head);
   tier 2  the proxy alone on CPU 0, generator and upstream on CPU 1: open
           loop at a fixed rate, CO-corrected percentiles, and the proxy's CPU
           time per request.
@@ -64,6 +65,8 @@ TARGETS = {
     "haproxy": (4160, "bench", []),
     "floor": (4170, "bench", []),
 }
+# The floor forwards no request bodies.
+BODY_TARGETS = ("direct", "switchyard", "switchyard+override", "switchyard-2hop", "nginx", "haproxy")
 PROXY_OF = {
     "switchyard": "switchyard",
     "switchyard+override": "switchyard",
@@ -168,10 +171,12 @@ def cpu_seconds(pid):
     return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(target, cpus, connections, seconds, warmup, rate=0, path="/", hdr_log=None):
+def load(target, cpus, connections, seconds, warmup, rate=0, path="/", hdr_log=None, body=0):
     port, host, headers = TARGETS[target]
     cmd = ["taskset", "-c", cpus, LOAD, f"127.0.0.1:{port}", "-c", str(connections),
            "-d", str(seconds), "--warmup", str(warmup), "--host", host, "--path", path, "--json"]
+    if body:
+        cmd += ["--body-bytes", str(body)]
     if rate:
         cmd += ["--rate", str(rate)]
     for h in headers:
@@ -428,6 +433,9 @@ def main():
     ap.add_argument("--skip-tier0", action="store_true")
     ap.add_argument("--targets", help="comma-separated targets to measure (direct always runs "
                     "first); default: all of " + ", ".join(TARGETS))
+    ap.add_argument("--bodies", action="store_true",
+                    help="also POSTs with 1 KiB and 16 KiB request bodies at c=32 in tier 1 "
+                         "(not the floor, which forwards no bodies)")
     ap.add_argument("--tier1-only", action="store_true",
                     help="tier 1 alone (c=1 latency, c=32 cost and proxy CPU): no perf, tier 2, "
                     "RSS or tier 0, so more rounds fit in the same time")
@@ -494,6 +502,15 @@ def main():
                         # upstream fare on the shared CPU.
                         m[f"c32_proxy_cpu_us_{size}"] = (cpu_seconds(proxy.pid) - before) * 1e6 / (
                             c32["rps"] * (secs + warm))
+                if a.bodies and target in BODY_TARGETS:
+                    # POSTs with bodies (6 B answers): the upstream answers
+                    # on the head and drops the body after, as nginx's
+                    # `return` does, so a proxy that sends the body after
+                    # the head meets an early answer.
+                    for size, n in (("1KiB", 1024), ("16KiB", 16384)):
+                        post = load(target, "0", 32, secs, warm, body=n)
+                        m[f"post_rps_{size}"] = post["rps"]
+                        m[f"post_errors_{size}"] = post["errors"] + post["non_2xx"]
                 if not a.tier1_only:
                     tier2(m, a, up, proxy, target, run_dir, r, secs, warm)
                 rnd[target] = m
@@ -547,8 +564,11 @@ def write_report(res, run_dir):
         cost[size] = per_round(lambda rd, n: 1e6 / rd[n][f"c32_rps_{size}"] - 1e6 / rd["direct"][f"c32_rps_{size}"])
     add50 = per_round(lambda rd, n: rd[n]["c1_p50_us"] - rd["direct"]["c1_p50_us"])
     add99 = per_round(lambda rd, n: rd[n]["c1_p99_us"] - rd["direct"]["c1_p99_us"])
-    vs_nginx = lambda table: {n: median([a / b for a, b in zip(table[n], table.get("nginx", [])) if b])
-                              for n in names}
+    def vs_nginx_of(table, among):
+        return {n: median([a / b for a, b in zip(table[n], table.get("nginx", [])) if b]) for n in among}
+
+    def vs_nginx(table):
+        return vs_nginx_of(table, names)
 
     def times(r):
         # No ratio without nginx in the run.
@@ -588,6 +608,23 @@ def write_report(res, run_dir):
         c6, c16 = vs_nginx({**cpu["6B"], "direct": []}), vs_nginx({**cpu["16KiB"], "direct": []})
         for n in names[1:]:
             lines.append(f"| {n} | {cell(cpu['6B'][n])} | {times(c6[n])} | {cell(cpu['16KiB'][n])} | {times(c16[n])} |")
+    if "post_rps_1KiB" in rounds[0]["direct"]:
+        bnames = [n for n in names if "post_rps_1KiB" in rounds[0][n]]
+        post = {size: {n: [1e6 / rd[n][f"post_rps_{size}"] - 1e6 / rd["direct"][f"post_rps_{size}"]
+                           for rd in rounds] for n in bnames} for size in ("1KiB", "16KiB")}
+        p1, p16 = vs_nginx_of(post["1KiB"], bnames), vs_nginx_of(post["16KiB"], bnames)
+        lines += ["", "Request bodies: POSTs at c=32, 6 B answers, the upstream answering on the head "
+                  "(nginx's `return`); cost as above:", "",
+                  "| target | cost µs/req 1 KiB body | vs nginx | cost µs/req 16 KiB body | vs nginx | errors |",
+                  "|---|---|---|---|---|---|"]
+        for n in bnames:
+            errs = sum(rd[n]["post_errors_1KiB"] + rd[n]["post_errors_16KiB"] for rd in rounds)
+            if n == "direct":
+                lines.append(f"| direct | {cell([1e6 / rd['direct']['post_rps_1KiB'] for rd in rounds])} (total) | | "
+                             f"{cell([1e6 / rd['direct']['post_rps_16KiB'] for rd in rounds])} (total) | | {errs} |")
+                continue
+            lines.append(f"| {n} | {cell(post['1KiB'][n])} | {times(p1[n])} | {cell(post['16KiB'][n])} | "
+                         f"{times(p16[n])} | {errs} |")
     # A --tier1-only run has none of what follows.
     if "open" not in rounds[0]["direct"]:
         lines += ["", "(Tier 1 only: no tier 0, perf, tier 2 or RSS in this run.)", ""]
