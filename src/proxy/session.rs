@@ -706,6 +706,18 @@ async fn exchange(
         c.buf.drain(..n as usize);
         rec.request_bytes += n;
         unread = BodyFraming::None;
+    } else if head.framing == BodyFraming::Chunked && !head.expect_continue {
+        // The same for a chunked body whole in hand, re-encoded as
+        // `forward_chunked` would send it.
+        let head_end = c.out.len();
+        match rechunk_whole(&c.buf, &mut c.out) {
+            Some((used, bytes)) => {
+                c.buf.drain(..used);
+                rec.request_bytes += bytes;
+                unread = BodyFraming::None;
+            }
+            None => c.out.truncate(head_end),
+        }
     }
     // A body that is not sent in the head's write (a large one, or one still
     // arriving) is sent after it: an upstream that answers before reading
@@ -1041,6 +1053,38 @@ async fn discard_body(
         n -= take;
     }
     Ok(())
+}
+
+/// Re-encodes a chunked body that is whole in `buf` (to its last chunk)
+/// into `out`, with clean framing as [`forward_chunked`] writes it, if its
+/// data is at most `COALESCE_REQUEST_BODY_BYTES_MAX`: the bytes of `buf` it
+/// took and the body's length. `None` (with `out` partly written, for the
+/// caller to cut back) when the body is not whole yet, is larger, or is
+/// malformed: the streaming path deals with it.
+fn rechunk_whole(buf: &[u8], out: &mut Vec<u8>) -> Option<(usize, u64)> {
+    let max = COALESCE_REQUEST_BODY_BYTES_MAX as u64;
+    let mut dec = ChunkedDecoder::new(max);
+    let (mut at, mut total) = (0, 0u64);
+    loop {
+        match dec.decode(&buf[at..]).ok()? {
+            (n, Some(ChunkedEvent::Data { start, end })) if n > 0 => {
+                total += (end - start) as u64;
+                if total > max {
+                    return None;
+                }
+                push_hex(out, (end - start) as u64);
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(&buf[at + start..at + end]);
+                out.extend_from_slice(b"\r\n");
+                at += n;
+            }
+            (n, Some(ChunkedEvent::Done)) => {
+                out.extend_from_slice(b"0\r\n\r\n");
+                return Some((at + n, total));
+            }
+            _ => return None,
+        }
+    }
 }
 
 /// How many of `have` buffered body bytes (of `n` declared) to send with

@@ -887,8 +887,9 @@ fn the_proxys_own_errors_drop_the_body_and_keep_the_connection() {
 /// head's write, so an upstream that answers on the head (nginx's
 /// `return`) has it whole and its connection stays in the pool: sent
 /// after the head, the answer came between the two writes, as an early
-/// answer, and cost a connection per request. Bodies of 1 KiB and 16 KiB,
-/// each request head and body in one client write, on one connection.
+/// answer, and cost a connection per request. Bodies of 1 KiB and 16 KiB
+/// with a length, and chunked ones of 1 KiB and 8 KiB (re-encoded), each
+/// request head and body in one client write, on one connection.
 #[test]
 fn a_small_body_that_came_with_its_head_goes_in_the_heads_write() {
     for driver in drivers() {
@@ -909,9 +910,24 @@ fn a_small_body_that_came_with_its_head_goes_in_the_heads_write() {
             );
             assert!(!has_close(&r), "{driver} {size}");
         }
+        // Chunked, in chunks of 1 KiB, with an extension to drop.
+        for size in [1024, 8 * 1024] {
+            let mut req =
+                b"POST /up HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for _ in 0..size / 1024 {
+                req.extend_from_slice(b"400;a=b\r\n");
+                req.resize(req.len() + 1024, b'x');
+                req.extend_from_slice(b"\r\n");
+            }
+            req.extend_from_slice(b"0\r\n\r\n");
+            c.send(&req);
+            let r = c.response().expect("a response");
+            let got = (r.status, r.text());
+            assert_eq!(got, (200, "whole".into()), "{driver} chunked {size}");
+        }
         assert_eq!(up.connections.load(Ordering::Relaxed), 1, "{driver}");
         let seen = up.requests();
-        assert_eq!(seen.len(), 4, "{driver}");
+        assert_eq!(seen.len(), 6, "{driver}");
         assert!(
             seen.iter().all(|r| r.body.iter().all(|&b| b == b'x')),
             "{driver}"
