@@ -113,10 +113,10 @@ pub const COALESCE_BODY_BYTES_MAX: usize = 4 * 1024;
 /// write. A larger body, or one still arriving, is streamed after the head.
 pub const COALESCE_REQUEST_BODY_BYTES_MAX: usize = READ_BUFFER_BYTES;
 
-/// Request body bytes still to come that the proxy reads and drops after
-/// an upstream answered before taking them, to keep the client's
-/// connection: a client still sending more than this is closed on instead,
-/// which also stops its upload.
+/// Request body bytes left (already read or still to come) that the proxy
+/// drops after an upstream answered before taking them, or after its own
+/// error answer, to keep the client's connection: a request with more left
+/// than this has its connection closed instead, which also stops its upload.
 pub const DISCARD_BODY_BYTES_MAX: u64 = 1024 * 1024;
 
 /// Idle upstream connections kept per endpoint per shard.

@@ -361,40 +361,30 @@ async fn serve(c: &mut Client, shard: &ShardCx, lis: &ListenerCx) {
             );
             log.log(line.0);
         }
-        match outcome {
-            Ok(true) if !shard.draining() => {}
-            Ok(_) => return,
-            Err(Abort::Respond(e, close)) => {
-                let close = close || shard.draining();
-                respond_error(c, &e, close, lis).await;
-                if close || response_for(&e).close {
-                    return;
-                }
-                // Idle from when the error response went out, not from
-                // before it was written.
-                ended = std::time::Instant::now();
-            }
-            Err(Abort::RespondDiscarding(e, left)) => {
-                let close = shard.draining();
-                respond_error(c, &e, close, lis).await;
-                if close || response_for(&e).close {
-                    return;
-                }
-                // The next request starts after the body the client is
-                // still sending; one that stops short of it is closed on.
-                let idle = (&mut c.deadline, lis.router.timeouts.body_idle);
-                if discard_body(&mut c.stream, &mut c.buf, left, idle)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                // Idle from when the error response went out, not from
-                // before it was written.
-                ended = std::time::Instant::now();
-            }
-            Err(Abort::Close) => return,
+        let (e, close, left) = match outcome {
+            Ok(true) if !shard.draining() => continue,
+            Ok(_) | Err(Abort::Close) => return,
+            Err(Abort::Respond(e, close)) => (e, close, 0),
+            Err(Abort::RespondDiscarding(e, left)) => (e, false, left),
+        };
+        let close = close || shard.draining();
+        respond_error(c, &e, close, lis).await;
+        if close || response_for(&e).close {
+            return;
         }
+        // The next request starts after the body the client is still
+        // sending, if any; one that stops short of it is closed on.
+        let idle = (&mut c.deadline, lis.router.timeouts.body_idle);
+        if left > 0
+            && discard_body(&mut c.stream, &mut c.buf, left, idle)
+                .await
+                .is_err()
+        {
+            return;
+        }
+        // Idle from when the error response went out, not from before it
+        // was written.
+        ended = std::time::Instant::now();
     }
 }
 
@@ -650,23 +640,6 @@ async fn exchange(
             return Err(refuse_unread_body(e, head.framing, &mut c.buf, lis));
         }
     };
-    if head.framing == BodyFraming::Chunked {
-        // Refuse a malformed chunked body already in hand before any of the
-        // request reaches an upstream.
-        let mut probe = ChunkedDecoder::new(lis.router.limits.body_bytes_max);
-        let mut at = head.head_len;
-        while at < c.buf.len() {
-            match probe.decode(&c.buf[at..]) {
-                Ok((n, ev)) => {
-                    at += n;
-                    if matches!(ev, Some(ChunkedEvent::Done)) || n == 0 {
-                        break;
-                    }
-                }
-                Err(e) => return Err(Abort::Respond(chunked_error(e), true)),
-            }
-        }
-    }
     rewrite::request_head(
         head,
         &c.buf,
@@ -675,6 +648,19 @@ async fn exchange(
         c.peer.ip(),
         &mut c.out,
     );
+    // A chunked body in hand is decoded once: refused now if malformed,
+    // before any of the request reaches an upstream, and re-encoded behind
+    // the head when it is whole and small (see below).
+    let chunked_whole = match head.framing {
+        BodyFraming::Chunked => probe_chunked(
+            &c.buf[head.head_len..],
+            &mut c.out,
+            lis.router.limits.body_bytes_max,
+            !head.expect_continue,
+        )
+        .map_err(|e| Abort::Respond(chunked_error(e), true))?,
+        _ => None,
+    };
     // Counted until this exchange ends, however it ends.
     let _in_flight = InFlight::new(&shard.outstanding, routed.addr);
     rec.endpoint = Some(routed.addr);
@@ -706,18 +692,11 @@ async fn exchange(
         c.buf.drain(..n as usize);
         rec.request_bytes += n;
         unread = BodyFraming::None;
-    } else if head.framing == BodyFraming::Chunked && !head.expect_continue {
-        // The same for a chunked body whole in hand, re-encoded as
-        // `forward_chunked` would send it.
-        let head_end = c.out.len();
-        match rechunk_whole(&c.buf, &mut c.out) {
-            Some((used, bytes)) => {
-                c.buf.drain(..used);
-                rec.request_bytes += bytes;
-                unread = BodyFraming::None;
-            }
-            None => c.out.truncate(head_end),
-        }
+    } else if let Some((used, bytes)) = chunked_whole {
+        // The same for a chunked body whole in hand, already re-encoded.
+        c.buf.drain(..used);
+        rec.request_bytes += bytes;
+        unread = BodyFraming::None;
     }
     // A body that is not sent in the head's write (a large one, or one still
     // arriving) is sent after it: an upstream that answers before reading
@@ -842,18 +821,12 @@ async fn exchange(
             // we know, at most DISCARD_BODY_BYTES_MAX of it, or a chunked
             // body whose end is in the buffer already. Otherwise it closes
             // after the response.
-            Err(BodyFail::EarlyResponse {
-                unread: Unread::Length(left),
-            }) if left <= DISCARD_BODY_BYTES_MAX => {
-                let here = (c.buf.len() as u64).min(left);
-                c.buf.drain(..here as usize);
-                discard = left - here;
-                client_body_consumed = true;
+            Err(BodyFail::EarlyResponse { unread }) => {
+                if let Some(left) = drop_unread(unread, &mut c.buf) {
+                    discard = left;
+                    client_body_consumed = true;
+                }
             }
-            Err(BodyFail::EarlyResponse {
-                unread: Unread::Chunked(dec),
-            }) => client_body_consumed = drop_buffered_chunked(dec, &mut c.buf),
-            Err(BodyFail::EarlyResponse { .. }) => {}
             Err(f) => return Err(body_abort(f)),
         }
     }
@@ -1055,36 +1028,49 @@ async fn discard_body(
     Ok(())
 }
 
-/// Re-encodes a chunked body that is whole in `buf` (to its last chunk)
-/// into `out`, with clean framing as [`forward_chunked`] writes it, if its
-/// data is at most `COALESCE_REQUEST_BODY_BYTES_MAX`: the bytes of `buf` it
-/// took and the body's length. `None` (with `out` partly written, for the
-/// caller to cut back) when the body is not whole yet, is larger, or is
-/// malformed: the streaming path deals with it.
-fn rechunk_whole(buf: &[u8], out: &mut Vec<u8>) -> Option<(usize, u64)> {
-    let max = COALESCE_REQUEST_BODY_BYTES_MAX as u64;
+/// Decodes the chunked body in hand (`buf` starts at it, `max` bounds it):
+/// a malformed one is an error here, before any of the request reaches an
+/// upstream. When `coalesce` and the body is whole (to its last chunk) with
+/// at most `COALESCE_REQUEST_BODY_BYTES_MAX` of data, it is also written
+/// behind the head in `out`, with the clean framing [`forward_chunked`]
+/// writes: `Some((bytes of buf it took, body bytes))`. Otherwise `out` is
+/// left as it was.
+fn probe_chunked(
+    buf: &[u8],
+    out: &mut Vec<u8>,
+    max: u64,
+    coalesce: bool,
+) -> Result<Option<(usize, u64)>, crate::http1::ChunkedError> {
+    let head_end = out.len();
     let mut dec = ChunkedDecoder::new(max);
-    let (mut at, mut total) = (0, 0u64);
-    loop {
-        match dec.decode(&buf[at..]).ok()? {
-            (n, Some(ChunkedEvent::Data { start, end })) if n > 0 => {
+    let (mut at, mut total, mut copy) = (0, 0u64, coalesce);
+    while at < buf.len() {
+        let (n, ev) = dec.decode(&buf[at..])?;
+        match ev {
+            Some(ChunkedEvent::Data { start, end }) => {
                 total += (end - start) as u64;
-                if total > max {
-                    return None;
+                copy &= total <= COALESCE_REQUEST_BODY_BYTES_MAX as u64;
+                if copy {
+                    push_hex(out, (end - start) as u64);
+                    out.extend_from_slice(b"\r\n");
+                    out.extend_from_slice(&buf[at + start..at + end]);
+                    out.extend_from_slice(b"\r\n");
                 }
-                push_hex(out, (end - start) as u64);
-                out.extend_from_slice(b"\r\n");
-                out.extend_from_slice(&buf[at + start..at + end]);
-                out.extend_from_slice(b"\r\n");
-                at += n;
             }
-            (n, Some(ChunkedEvent::Done)) => {
+            Some(ChunkedEvent::Done) if copy => {
                 out.extend_from_slice(b"0\r\n\r\n");
-                return Some((at + n, total));
+                return Ok(Some((at + n, total)));
             }
-            _ => return None,
+            Some(ChunkedEvent::Done) => break,
+            None => {}
         }
+        if n == 0 {
+            break;
+        }
+        at += n;
     }
+    out.truncate(head_end);
+    Ok(None)
 }
 
 /// How many of `have` buffered body bytes (of `n` declared) to send with
@@ -1153,19 +1139,38 @@ enum Unread {
     Chunked(ChunkedDecoder),
 }
 
-/// Drops the rest of a chunked body if all of it is in `buf` already
-/// (what a small body sent with its head leaves): true if it was, with
-/// `buf` left at whatever follows it. Otherwise `buf` is left alone.
-fn drop_buffered_chunked(mut dec: ChunkedDecoder, buf: &mut Vec<u8>) -> bool {
-    let mut at = 0;
-    loop {
-        match dec.decode(&buf[at..]) {
-            Ok((n, Some(ChunkedEvent::Done))) => {
-                buf.drain(..at + n);
-                return true;
+/// Drops what is left of a request body that the upstream is not to get
+/// (after an early answer, or an error before the body went upstream), so
+/// that the client's connection can carry its next request, as nginx
+/// discards a body it does not read: a length with at most
+/// `DISCARD_BODY_BYTES_MAX` left, in `buf` (dropped now) or still to come,
+/// or a chunked body whose end is in `buf` already (a chunked body still
+/// arriving has no bound we could hold it to). `Some(bytes still to come,
+/// to read and drop once the answer is out)`; `None`, with `buf` left
+/// alone: the connection must close after the answer, so that an unread
+/// body is never parsed as the next request.
+fn drop_unread(unread: Unread, buf: &mut Vec<u8>) -> Option<u64> {
+    match unread {
+        Unread::Length(n) => {
+            if n > DISCARD_BODY_BYTES_MAX {
+                return None;
             }
-            Ok((n, Some(ChunkedEvent::Data { .. }))) if n > 0 => at += n,
-            Ok(_) | Err(_) => return false,
+            let here = (buf.len() as u64).min(n);
+            buf.drain(..here as usize);
+            Some(n - here)
+        }
+        Unread::Chunked(mut dec) => {
+            let mut at = 0;
+            loop {
+                match dec.decode(&buf[at..]) {
+                    Ok((n, Some(ChunkedEvent::Done))) => {
+                        buf.drain(..at + n);
+                        return Some(0);
+                    }
+                    Ok((n, Some(ChunkedEvent::Data { .. }))) if n > 0 => at += n,
+                    Ok(_) | Err(_) => return None,
+                }
+            }
         }
     }
 }
@@ -1205,33 +1210,23 @@ fn unasked_upgrade() -> ProxyError {
 
 /// An error before any of the request's body went upstream (no route, no
 /// connection): the answer keeps the client's connection when the body can
-/// be dropped, as after an early upstream answer: a length with at most
-/// `DISCARD_BODY_BYTES_MAX` still to come (what is in `buf` is dropped now,
-/// the rest read and dropped after the answer), or a chunked body whose end
-/// is in `buf` already. Otherwise the connection closes after the answer,
-/// so an unread body is never parsed as the next request. `buf` starts at
-/// the body.
+/// be dropped ([`drop_unread`]), else closes it. `buf` starts at the body.
 fn refuse_unread_body(
     e: ProxyError,
     framing: BodyFraming,
     buf: &mut Vec<u8>,
     lis: &ListenerCx,
 ) -> Abort {
-    match framing {
-        BodyFraming::None => Abort::Respond(e, false),
-        BodyFraming::Length(n) => {
-            let here = (buf.len() as u64).min(n);
-            if n - here > DISCARD_BODY_BYTES_MAX {
-                return Abort::Respond(e, true);
-            }
-            buf.drain(..here as usize);
-            Abort::RespondDiscarding(e, n - here)
-        }
+    let unread = match framing {
+        BodyFraming::None => return Abort::Respond(e, false),
+        BodyFraming::Length(n) => Unread::Length(n),
         BodyFraming::Chunked => {
-            let dec = ChunkedDecoder::new(lis.router.limits.body_bytes_max);
-            let whole = drop_buffered_chunked(dec, buf);
-            Abort::Respond(e, !whole)
+            Unread::Chunked(ChunkedDecoder::new(lis.router.limits.body_bytes_max))
         }
+    };
+    match drop_unread(unread, buf) {
+        Some(left) => Abort::RespondDiscarding(e, left),
+        None => Abort::Respond(e, true),
     }
 }
 
