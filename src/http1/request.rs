@@ -494,14 +494,24 @@ fn check_head(
                     } else if t.eq_ignore_ascii_case(b"keep-alive") {
                         keep_alive_token = true;
                     } else if t.eq_ignore_ascii_case(b"upgrade") {
-                        return Err(bad("protocol upgrade is not supported"));
+                        // Names `Upgrade`, which is hop-by-hop anyway: the
+                        // Upgrade header itself decides (below).
                     } else {
                         connection_names_headers = true;
                     }
                 }
                 connection_values.push(value_span);
             }
-            HeaderKind::HopByHop if name.eq_ignore_ascii_case(b"upgrade") => {
+            // An offer of h2c alone (what `curl --http2` sends to an http://
+            // URL) is one a server may ignore (RFC 9110 §7.8): it is dropped,
+            // with HTTP2-Settings, and the request goes on as HTTP/1.1, as
+            // the client then expects. Forwarded, a backend that took it up
+            // would hand the client a raw HTTP/2 connection behind every
+            // proxy rule ("h2c smuggling"). Any other protocol (a WebSocket
+            // handshake) needs a tunnel, which this proxy does not open: 400.
+            HeaderKind::HopByHop
+                if name.eq_ignore_ascii_case(b"upgrade") && !offers_h2c_only(value) =>
+            {
                 return Err(bad("protocol upgrade is not supported"));
             }
             HeaderKind::Expect => {
@@ -597,6 +607,21 @@ fn check_head(
     Ok(true)
 }
 
+/// Whether an `Upgrade` value lists `h2c` and nothing else.
+fn offers_h2c_only(value: &[u8]) -> bool {
+    let mut any = false;
+    for p in list_elements(value) {
+        if p.is_empty() {
+            continue;
+        }
+        if !p.eq_ignore_ascii_case(b"h2c") {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
 /// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), refusing lists, signs, and
 /// leading zeros (which some parsers read as octal).
 pub fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
@@ -632,7 +657,7 @@ fn classify(name: &[u8]) -> Result<HeaderKind, HeadError> {
     if kind == HeaderKind::Other
         && matches!(
             (first_lower(name), name.len()),
-            (Some(b'c'), 14)
+            (Some(b'c' | b'h'), 14)
                 | (Some(b't'), 17)
                 | (Some(b'k' | b'd'), 10)
                 | (Some(b'p'), 16)
@@ -661,6 +686,8 @@ fn own_name(name: &[u8]) -> Option<(&'static [u8], HeaderKind)> {
     use HeaderKind as K;
     Some(match (first_lower(name)?, name.len()) {
         (b'h', 4) => (b"host", K::Host),
+        // Only ever meaningful beside an h2c upgrade offer, which is dropped.
+        (b'h', 14) => (b"http2-settings", K::HopByHop),
         (b'v', 3) => (b"via", K::Via),
         (b'e', 6) => (b"expect", K::Expect),
         (b'c', 10) => (b"connection", K::Connection),

@@ -226,6 +226,36 @@ fn lower(s: &[u8]) -> String {
 }
 
 /// The checks for cases that forward.
+/// A "reject-or-normalize" case the proxy forwarded: only those it is
+/// meant to normalize, and then exactly as the case's `normalized` says.
+fn check_normalized(id: &str, o: &Outcome, env: &Env) -> Result<(), String> {
+    std::thread::sleep(Duration::from_millis(30));
+    let reqs = env.requests();
+    let raw = lower(&env.upstream_bytes());
+    match id {
+        "SMUG-052-h2c-upgrade-at-edge" => {
+            // The offer, its settings and the Connection tokens naming them
+            // are gone; the request went on as plain HTTP/1.1 and the client
+            // keeps its connection.
+            if o.statuses != [200] || o.closed {
+                return Err(format!("statuses {:?}, closed {}", o.statuses, o.closed));
+            }
+            if reqs.len() != 1
+                || raw.contains("upgrade")
+                || raw.contains("http2-settings")
+                || !raw.starts_with("get / http/1.1\r\n")
+            {
+                return Err(format!("upstream saw {}", short(&raw)));
+            }
+            Ok(())
+        }
+        _ => Err(format!(
+            "forwarded with status {:?}; this proxy is meant to reject it",
+            o.statuses
+        )),
+    }
+}
+
 fn check_forwarded(id: &str, listener: &str, o: &Outcome, env: &Env) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(30));
     let reqs = env.requests();
@@ -581,6 +611,9 @@ fn run_case(case: &Value, env: &Env, listener: &str) -> Result<(), String> {
     };
     let o = exchange(addr, &raw);
     match verdict {
+        "reject-or-normalize" if o.statuses.first().is_some_and(|s| (200..300).contains(s)) => {
+            check_normalized(id, &o, env)
+        }
         "reject" | "reject-or-normalize" => check_rejected(e, &o, env),
         _ => check_forwarded(id, listener, &o, env),
     }

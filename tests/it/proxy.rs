@@ -160,6 +160,46 @@ fn edge_listeners_strip_routing_headers() {
 }
 
 #[test]
+fn an_h2c_upgrade_offer_is_dropped_and_a_websocket_one_refused() {
+    for driver in drivers() {
+        let up = Upstream::start(Reply::Describe("up"));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let mut c = Client::connect(px.addr("out"));
+        // What `curl --http2 http://...` sends: the client carries on in
+        // HTTP/1.1 when the answer is not a 101, so the offer is dropped and
+        // the request forwarded, on a connection that stays open.
+        for _ in 0..2 {
+            c.send(
+                b"GET /h2c HTTP/1.1\r\nHost: web\r\nUpgrade: h2c\r\n\
+                  HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\
+                  Connection: Upgrade, HTTP2-Settings\r\nX-Kept: 1\r\n\r\n",
+            );
+            let r = c.response().expect("response");
+            assert_eq!(r.status, 200, "{driver}: {}", r.text());
+        }
+        let seen = up.all_text().to_ascii_lowercase();
+        assert!(
+            !seen.contains("upgrade") && !seen.contains("http2-settings"),
+            "{driver}: {seen}"
+        );
+        assert_eq!(seen.matches("x-kept: 1\r\n").count(), 2, "{driver}: {seen}");
+        // A WebSocket handshake needs a tunnel, which is not opened.
+        let r = get(
+            px.addr("out"),
+            "GET /ws HTTP/1.1\r\nHost: web\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        assert_eq!(r.status, 400, "{driver}");
+        assert!(
+            r.header("l5d-err").is_some_and(|e| e.contains("upgrade")),
+            "{driver}: {:?}",
+            r.header("l5d-err")
+        );
+        assert!(!up.all_text().contains("/ws"), "{driver}");
+    }
+}
+
+#[test]
 fn errors_map_to_linkerd_statuses() {
     for driver in drivers() {
         let up = Upstream::start(Reply::Fixed("ok"));

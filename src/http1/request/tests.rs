@@ -143,7 +143,10 @@ fn line_endings_and_syntax() {
         b"GET / HTTP/1.1\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c, websocket\r\nConnection: Upgrade\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: ,\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\nX\x85: b\r\n\r\n",
     ] {
         assert_eq!(
@@ -285,6 +288,26 @@ fn classification() {
 }
 
 #[test]
+fn an_h2c_upgrade_offer_is_dropped_and_the_request_goes_on() {
+    // What `curl --http2 http://...` sends: the offer and its settings are
+    // hop-by-hop, the request stays an HTTP/1.1 keep-alive one.
+    for raw in [
+        "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\
+         Connection: Upgrade, HTTP2-Settings\r\nX: y\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nupgrade: H2C\r\nhttp2-settings: AAMAAABk\r\nX: y\r\n\r\n",
+    ] {
+        let h = ok(raw);
+        let kinds: Vec<HeaderKind> = h.headers.iter().map(|h| h.kind).collect();
+        assert_eq!(kinds[1], HeaderKind::HopByHop, "{raw:?}");
+        assert_eq!(kinds[2], HeaderKind::HopByHop, "{raw:?}");
+        assert_eq!(*kinds.last().unwrap(), HeaderKind::Other, "{raw:?}");
+        assert!(h.keep_alive);
+    }
+    // A Connection token naming Upgrade with no Upgrade header is harmless.
+    assert!(ok("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n").keep_alive);
+}
+
+#[test]
 fn a_bare_cr_anywhere_in_a_head_is_refused() {
     for raw in [
         &b"GET / HTTP/1.1\r\nA: b\rc\r\n\r\n"[..],
@@ -314,6 +337,7 @@ fn header_names_classify_in_any_case() {
         ("expect", HeaderKind::Expect),
         ("trailer", HeaderKind::HopByHop),
         ("upgrade", HeaderKind::HopByHop),
+        ("http2-settings", HeaderKind::HopByHop),
         ("l5d-dtab", HeaderKind::L5dDtab),
         ("forwarded", HeaderKind::Forwarded),
         ("connection", HeaderKind::Connection),
@@ -388,6 +412,7 @@ fn classify_agrees_with_its_definition() {
         "expect",
         "trailer",
         "upgrade",
+        "http2-settings",
         "l5d-dtab",
         "forwarded",
         "connection",
