@@ -256,19 +256,53 @@ impl<'a> LineCopier<'a> {
 
 /// Sixteen lower-case hex digits.
 fn push_hex16(out: &mut Vec<u8>, n: u64) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    // Into an array first: one append rather than sixteen pushes, each
-    // checking capacity.
     let mut digits = [0u8; 16];
-    for (i, d) in digits.iter_mut().enumerate() {
-        *d = HEX[((n >> ((15 - i) * 4)) & 15) as usize];
-    }
+    digits[..8].copy_from_slice(&hex8((n >> 32) as u32));
+    digits[8..].copy_from_slice(&hex8(n as u32));
     out.extend_from_slice(&digits);
+}
+
+/// Eight lower-case hex digits of `x`, computed on all eight at once (a
+/// table lookup per digit cost about 4 instructions each, per request).
+#[inline(always)]
+fn hex8(x: u32) -> [u8; 8] {
+    const LO_NIBBLES: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    // Each nibble into a byte of its own: byte i holds nibble i, counted
+    // from the least significant.
+    let x = u64::from(x);
+    let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    let x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+    let x = (x | (x << 4)) & LO_NIBBLES;
+    // 0x01 in the bytes above 9 (adding 6 carries into bit 4 exactly there).
+    let above_9 = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    // '0' + d, and 'a' - '0' - 10 = 39 more for the letters; no byte
+    // carries into the next ('f' = 0x66).
+    let ascii = x + 0x3030_3030_3030_3030 + above_9 * 39;
+    // The most significant digit first.
+    ascii.to_be_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex16_is_lower_case_hex() {
+        let mut x: u64 = 0x0123_4567_89ab_cdef;
+        let mut samples = vec![0, u64::MAX, 0xa5a5_5a5a_0f0f_f0f0, 0x9999_aaaa_0000_ffff];
+        for _ in 0..1000 {
+            // xorshift: spread over every nibble value in every position.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            samples.push(x);
+        }
+        for n in samples {
+            let mut out = Vec::new();
+            push_hex16(&mut out, n);
+            assert_eq!(out, format!("{n:016x}").into_bytes());
+        }
+    }
     use crate::http1::response::parse_response;
 
     #[test]
