@@ -243,12 +243,13 @@ def callgrind_per_request(cmd, port, run_dir, name, n1, n2, host, headers):
             p = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + cmd, log, "0")
             wait_port(port, p, f"{name} under callgrind", timeout=60)
             args = [CLIENT, f"127.0.0.1:{port}", str(n), host] + headers
-            # The client on the proxy's CPU, as the upstream is: a proxy
-            # that reads as soon as it has written (monoio's epoll driver
-            # does) finds the answer there or parks for it depending on a
-            # race with the other CPU, and that race moved Switchyard's
-            # count by 5-10% between runs. On one CPU it repeats within 1%.
-            subprocess.run(["taskset", "-c", "0"] + args, check=True, stdout=subprocess.DEVNULL)
+            # The client on the proxy's CPU, as the upstream is, and both
+            # SCHED_BATCH (see tier0): a proxy that reads as soon as it has
+            # written (monoio's epoll driver does) found the answer there or
+            # parked for it depending on a race, with the other CPU (5-10%
+            # between runs) or, on one CPU, with the scheduler (1-2%).
+            subprocess.run(["taskset", "-c", "0", "chrt", "--batch", "0"] + args, check=True,
+                           stdout=subprocess.DEVNULL)
             stop(p, timeout=90, wake_port=port)
             with open(log) as f:
                 for line in f:
@@ -263,11 +264,28 @@ def callgrind_per_request(cmd, port, run_dir, name, n1, n2, host, headers):
     return (counts[1] - counts[0]) / (n2 - n1)
 
 
-def tier0(run_dir, quick, rounds, targets):
+def tier0(run_dir, quick, rounds, targets, upstream):
     """Instructions per request of each proxy (Switchyard with and without
     the override), each proxy alone under callgrind, `rounds` times
-    (interleaved): {target: [per round]}."""
+    (interleaved): {target: [per round]}.
+
+    The upstream and the client run SCHED_BATCH for it: a batch task does
+    not preempt the running one when it is woken, so the proxy under
+    callgrind always runs on until it waits, and a read it makes right after
+    writing a request always finds nothing yet, as it does when the
+    upstream is on another CPU. With ordinary priorities on one CPU the
+    woken upstream sometimes answered first, and the count moved 1-2%
+    between runs (more than the override's cost moved); this way it
+    repeats to within 0.1%."""
     n1, n2 = (1000, 3000) if quick else (2000, 6000)
+    subprocess.run(["chrt", "--batch", "-p", "0", str(upstream.pid)], check=True)
+    try:
+        return tier0_rounds(run_dir, rounds, targets, n1, n2)
+    finally:
+        subprocess.run(["chrt", "--other", "-p", "0", str(upstream.pid)], check=False)
+
+
+def tier0_rounds(run_dir, rounds, targets, n1, n2):
     cfgs = {
         "switchyard": ([BIN, "run", "--config", os.path.join(PEERS, "switchyard.yaml"),
                         "--driver", "epoll"], 4140),
@@ -534,7 +552,7 @@ def main():
         if not (a.skip_tier0 or a.tier1_only):
             # --quick counts once: three rounds of it would take the run past
             # five minutes.
-            results["tier0"] = tier0(run_dir, a.quick, 1 if a.quick else a.rounds, targets)
+            results["tier0"] = tier0(run_dir, a.quick, 1 if a.quick else a.rounds, targets, up)
     finally:
         stop_all()
     results["meta"] = {
