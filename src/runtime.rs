@@ -11,7 +11,6 @@ use crate::proxy::route::Rng;
 use crate::proxy::session::{ListenerCx, ShardCx, serve_connection};
 use crate::routing::GlobalNamer;
 use crate::telemetry::ListenerMetrics;
-use futures_channel::oneshot;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -131,7 +130,9 @@ pub struct Running {
     pub listener_metrics: Vec<(String, SocketAddr, Arc<ListenerMetrics>)>,
     /// The discovery thread (stopped when this is dropped).
     pub discovery: Option<crate::discovery::Discovery>,
-    drains: Vec<oneshot::Sender<()>>,
+    /// Each shard's drain signal: closing it (its peer reads the end of
+    /// the stream) starts the shard's drain.
+    drains: Vec<std::os::unix::net::UnixStream>,
     threads: Vec<std::thread::JoinHandle<()>>,
     /// Each access log's file and its count of dropped lines.
     pub access_logs: Vec<(std::path::PathBuf, Arc<std::sync::atomic::AtomicU64>)>,
@@ -144,9 +145,7 @@ impl Running {
     /// idle keep-alive connections close. Returns when every shard is done
     /// or the drain deadline passed.
     pub fn shutdown(self) {
-        for d in self.drains {
-            let _ = d.send(());
-        }
+        drop(self.drains);
         for t in self.threads {
             let _ = t.join();
         }
@@ -211,13 +210,17 @@ pub fn start(config: Config, driver: DriverChoice) -> Result<Running, String> {
     // Wakers exist before any shard, so no publish can miss one.
     let (wakers, wake_rxs): (Vec<_>, Vec<_>) = (0..cpus.len())
         .map(|_| crate::discovery::ShardWaker::new())
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("cannot create the shards' wake-up sockets: {e}"))?
+        .into_iter()
         .unzip();
     if let Some(d) = &discovery {
         d.published.set_wakers(wakers);
     }
     let mut wake_rxs = wake_rxs.into_iter();
     for (i, (cpu, lis)) in cpus.into_iter().zip(per_shard).enumerate() {
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| format!("cannot create shard {i}'s drain socket: {e}"))?;
         drains.push(tx);
         let settings = ShardSettings {
             drain_timeout: config.drain_timeout,
@@ -304,7 +307,7 @@ fn run_shard(
     report: Arc<crate::telemetry::ShardReport>,
     driver: Driver,
     listeners: ShardListeners,
-    drain: oneshot::Receiver<()>,
+    drain: std::os::unix::net::UnixStream,
     settings: ShardSettings,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
@@ -334,18 +337,37 @@ fn run_shard(
     }
 }
 
-/// Wake-ups from discovery, one per publish burst.
-type WakeRx = futures_channel::mpsc::UnboundedReceiver<()>;
+/// Wake-ups from discovery, a byte per publish burst.
+type WakeRx = std::os::unix::net::UnixStream;
 
 async fn shard_main(
     id: usize,
     (published, wake): (Option<Arc<Published>>, Option<WakeRx>),
     report: Arc<crate::telemetry::ShardReport>,
     listeners: ShardListeners,
-    drain: oneshot::Receiver<()>,
+    drain: std::os::unix::net::UnixStream,
     settings: ShardSettings,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
+    use monoio::io::AsyncReadRent as _;
+    // Inside the runtime: registering a socket needs its driver. Non-blocking
+    // first (monoio leaves that to the caller): under epoll a blocking read
+    // would stall the whole shard.
+    let socket = |s: std::os::unix::net::UnixStream, what: &str| {
+        s.set_nonblocking(true)
+            .and_then(|()| monoio::net::UnixStream::from_std(s))
+            .map_err(|e| format!("shard {id}: {what} socket: {e}"))
+    };
+    let (drain, wake) = match (
+        socket(drain, "drain"),
+        wake.map(|w| socket(w, "wake-up")).transpose(),
+    ) {
+        (Ok(d), Ok(w)) => (d, w),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
     let metrics_enabled = settings.metrics;
     let first = published.as_ref().map(|p| p.load()).unwrap_or_default();
     report.applied.store(
@@ -398,8 +420,14 @@ async fn shard_main(
     if let Some(mut wake) = wake {
         let shard = shard.clone();
         monoio::spawn(async move {
-            use futures_util::StreamExt;
-            while wake.next().await.is_some() {
+            let mut buf = vec![0u8; 64];
+            loop {
+                let (read, b) = wake.read(buf).await;
+                buf = b;
+                // The end of the stream or an error: discovery is gone.
+                if !matches!(read, Ok(n) if n > 0) {
+                    break;
+                }
                 if let Some(w) = shard.published.as_ref().and_then(|p| p.wakers().get(id)) {
                     w.taken();
                 }
@@ -422,8 +450,12 @@ async fn shard_main(
         });
     }
     let _ = ready.send(Ok(()));
-    // Runs until the process asks this shard to drain.
-    let _ = drain.await;
+    // Runs until the process asks this shard to drain: it closes the other
+    // end (nothing is ever written to it).
+    {
+        let mut drain = drain;
+        let _ = drain.read(vec![0u8; 1]).await;
+    }
     // Ends every wait for a next request, then stops the accept loops;
     // exchanges in flight continue.
     shard.idle.drain();
