@@ -275,8 +275,8 @@ def tier0(run_dir, quick, rounds, targets, upstream):
     writing a request always finds nothing yet, as it does when the
     upstream is on another CPU. With ordinary priorities on one CPU the
     woken upstream sometimes answered first, and the count moved 1-2%
-    between runs (more than the override's cost moved); this way it
-    repeats to within 0.1%."""
+    between runs (more than the override's cost moved); this way
+    Switchyard's and the floor's repeat to about 0.01%, HAProxy's to 0.2%."""
     n1, n2 = (1000, 3000) if quick else (2000, 6000)
     subprocess.run(["chrt", "--batch", "-p", "0", str(upstream.pid)], check=True)
     try:

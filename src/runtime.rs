@@ -358,7 +358,7 @@ async fn shard_main(
             .and_then(|()| monoio::net::UnixStream::from_std(s))
             .map_err(|e| format!("shard {id}: {what} socket: {e}"))
     };
-    let (drain, wake) = match (
+    let (mut drain, wake) = match (
         socket(drain, "drain"),
         wake.map(|w| socket(w, "wake-up")).transpose(),
     ) {
@@ -424,7 +424,8 @@ async fn shard_main(
             loop {
                 let (read, b) = wake.read(buf).await;
                 buf = b;
-                // The end of the stream or an error: discovery is gone.
+                // An error (the stream cannot end while this shard holds
+                // `published`, which holds the other end): stop listening.
                 if !matches!(read, Ok(n) if n > 0) {
                     break;
                 }
@@ -452,10 +453,7 @@ async fn shard_main(
     let _ = ready.send(Ok(()));
     // Runs until the process asks this shard to drain: it closes the other
     // end (nothing is ever written to it).
-    {
-        let mut drain = drain;
-        let _ = drain.read(vec![0u8; 1]).await;
-    }
+    let _ = drain.read(vec![0u8; 1]).await;
     // Ends every wait for a next request, then stops the accept loops;
     // exchanges in flight continue.
     shard.idle.drain();

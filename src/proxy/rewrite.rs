@@ -285,6 +285,7 @@ fn hex8(x: u32) -> [u8; 8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http1::response::parse_response;
 
     #[test]
     fn hex16_is_lower_case_hex() {
@@ -303,7 +304,6 @@ mod tests {
             assert_eq!(out, format!("{n:016x}").into_bytes());
         }
     }
-    use crate::http1::response::parse_response;
 
     #[test]
     fn via_line_names_us() {
