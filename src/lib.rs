@@ -36,3 +36,4 @@ pub mod proxy;
 pub mod routing;
 pub mod runtime;
 pub mod telemetry;
+pub mod timer;

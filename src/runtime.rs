@@ -320,13 +320,14 @@ fn run_shard(
         settings,
         ready.clone(),
     );
+    // Built without monoio's timer driver, which would wrap every park of
+    // the shard; the shard's timers are `crate::timer`'s.
+    let fut = crate::timer::with_timers(fut);
     let built = match driver {
         Driver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .enable_timer()
             .build()
             .map(|mut rt| rt.block_on(fut)),
         Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
             .build()
             .map(|mut rt| rt.block_on(fut)),
     };
@@ -446,7 +447,7 @@ async fn shard_main(
                     crate::telemetry::uptime_ms(),
                     std::sync::atomic::Ordering::Relaxed,
                 );
-                monoio::time::sleep(LIVENESS_HEARTBEAT).await;
+                crate::timer::sleep(LIVENESS_HEARTBEAT).await;
             }
         });
     }
@@ -464,7 +465,7 @@ async fn shard_main(
     }
     let deadline = monoio::time::Instant::now() + settings.drain_timeout;
     while shard.open.get() > 0 && monoio::time::Instant::now() < deadline {
-        monoio::time::sleep(Duration::from_millis(10)).await;
+        crate::timer::sleep(Duration::from_millis(10)).await;
     }
     shard.pool.clear();
     if shard.open.get() > 0 {
@@ -507,7 +508,7 @@ async fn accept_loop(listener: monoio::net::TcpListener, lis: Rc<ListenerCx>, sh
                 // Out of file descriptors and similar: back off briefly
                 // instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
-                monoio::time::sleep(Duration::from_millis(10)).await;
+                crate::timer::sleep(Duration::from_millis(10)).await;
             }
         }
     }
@@ -518,5 +519,5 @@ async fn refuse(mut stream: monoio::net::TcpStream) {
     let msg: &'static [u8] =
         b"HTTP/1.1 503 Service Unavailable\r\nl5d-err: connection%20limit%20reached\r\n\
 l5d-retryable: true\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-    let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(msg)).await;
+    let _ = crate::timer::timeout(Duration::from_secs(1), stream.write_all(msg)).await;
 }

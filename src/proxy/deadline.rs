@@ -7,7 +7,8 @@
 //! operation into the wrapper, about 1,900 instructions of a proxied
 //! request's 15,300 under callgrind (four operations each). A connection
 //! task has one operation in flight at a time, so it needs one timer: a
-//! [`Deadline`] owns a single wheel entry for the life of the connection.
+//! [`Deadline`] owns a single entry in the shard's timers ([`crate::timer`])
+//! for the life of the connection.
 //! An operation whose deadline is later than the armed one leaves the entry
 //! alone; if the entry fires first, the woken operation finds its own
 //! deadline still ahead and re-arms for it. Only a deadline earlier than
@@ -24,7 +25,8 @@
 //! the shard's [`IdleWakers`] for the waker of its idle read, registered
 //! once per connection, and a drain wakes them all.
 
-use monoio::time::{Instant, Sleep};
+use crate::timer::Sleep;
+use monoio::time::Instant;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -42,7 +44,7 @@ pub enum Stopped {
 
 /// A connection's single timer entry.
 pub struct Deadline {
-    sleep: Pin<Box<Sleep>>,
+    sleep: Sleep,
     /// Where the entry is set; at or before every running deadline.
     armed: Instant,
 }
@@ -58,10 +60,10 @@ impl Default for Deadline {
 }
 
 impl Deadline {
-    /// Must be called on a monoio runtime with its timer enabled. The entry
-    /// joins the wheel on first use.
+    /// Must be used on a monoio runtime (see [`crate::timer`]). The entry
+    /// joins the shard's timers on first use.
     pub fn new() -> Deadline {
-        let sleep = Box::pin(monoio::time::sleep(PARKED));
+        let sleep = crate::timer::sleep(PARKED);
         let armed = sleep.deadline();
         Deadline { sleep, armed }
     }
@@ -78,7 +80,7 @@ impl Deadline {
 
     fn arm(&mut self, at: Instant) {
         if at < self.armed {
-            self.sleep.as_mut().reset(at);
+            self.sleep.reset(at);
             self.armed = at;
         }
     }
@@ -87,13 +89,13 @@ impl Deadline {
     /// passed; an entry that fired for an earlier deadline is re-armed.
     fn poll_expired(&mut self, at: Instant, cx: &mut std::task::Context<'_>) -> bool {
         loop {
-            if self.sleep.as_mut().poll(cx).is_pending() {
+            if Pin::new(&mut self.sleep).poll(cx).is_pending() {
                 return false;
             }
             if at <= self.armed || at <= Instant::now() {
                 return true;
             }
-            self.sleep.as_mut().reset(at);
+            self.sleep.reset(at);
             self.armed = at;
         }
     }
@@ -227,11 +229,11 @@ mod tests {
     use super::*;
 
     fn on_runtime(f: impl std::future::Future<Output = ()>) {
+        // No monoio timer: deadlines run on the shard's own timers.
         monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
             .build()
             .expect("runtime")
-            .block_on(f);
+            .block_on(crate::timer::with_timers(f));
     }
 
     /// Runs `fut` under a deadline `d` from now.
@@ -261,7 +263,7 @@ mod tests {
             // A short deadline, met at once; then a later one: the entry must
             // not fire at the first deadline.
             assert_eq!(within(&mut dl, 10 * MS, async {}).await, Ok(()));
-            let slow_op = monoio::time::sleep(60 * MS);
+            let slow_op = crate::timer::sleep(60 * MS);
             assert_eq!(
                 within(&mut dl, 5000 * MS, slow_op).await,
                 Ok(()),
@@ -271,7 +273,7 @@ mod tests {
             let r = within(&mut dl, 20 * MS, std::future::pending()).await;
             assert_eq!(r, Err(Stopped::TimedOut));
             // And after firing, the entry serves the next operation.
-            let r = within(&mut dl, 5000 * MS, monoio::time::sleep(30 * MS)).await;
+            let r = within(&mut dl, 5000 * MS, crate::timer::sleep(30 * MS)).await;
             assert_eq!(r, Ok(()));
         });
     }
@@ -294,12 +296,12 @@ mod tests {
                     r
                 })
             };
-            monoio::time::sleep(Duration::from_millis(10)).await;
+            crate::timer::sleep(Duration::from_millis(10)).await;
             idle.drain();
             assert_eq!(waiter.await, Err(Stopped::Drained));
             // A busy operation is not ended by the drain.
             let mut dl = Deadline::new();
-            let busy = within(&mut dl, 5000 * MS, monoio::time::sleep(10 * MS)).await;
+            let busy = within(&mut dl, 5000 * MS, crate::timer::sleep(10 * MS)).await;
             assert_eq!(busy, Ok(()));
             // An idle wait that starts after the drain ends at once.
             let far = Deadline::after(Duration::from_secs(60));

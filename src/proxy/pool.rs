@@ -102,7 +102,7 @@ pub fn connect(
 }
 
 async fn connect_inline(addr: SocketAddr, timeout: Duration) -> Result<Box<UpConn>, ProxyError> {
-    match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
+    match crate::timer::timeout(timeout, TcpStream::connect_addr(addr)).await {
         Ok(Ok(stream)) => {
             // Requests and responses are written whole: Nagle would only
             // delay the last segment of each (the 40 ms stalls of

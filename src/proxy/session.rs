@@ -93,7 +93,7 @@ impl ShardCx {
     async fn next_snapshot(&self, dur: Duration) -> bool {
         let (tx, rx) = futures_channel::oneshot::channel();
         self.snapshot_waiters.borrow_mut().push(tx);
-        matches!(Box::pin(monoio::time::timeout(dur, rx)).await, Ok(Ok(())))
+        matches!(Box::pin(crate::timer::timeout(dur, rx)).await, Ok(Ok(())))
     }
 }
 
