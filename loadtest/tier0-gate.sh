@@ -54,9 +54,15 @@ if [ ! -f "$work/parent/examples/request_cost.rs" ]; then
   echo "tier 0: the parent ($(git rev-parse --short "$parent")) has no request_cost; nothing to compare against"
   exit 0
 fi
-# The same target directory: the parent's dependencies are already built.
-cargo build -q --release --example request_cost --manifest-path "$work/parent/Cargo.toml" --target-dir target
-cp target/release/examples/request_cost "$work/parent-bin"
+# A target directory of its own. Cargo names a workspace member's
+# artifacts by its path within the workspace, so the parent built into
+# `target` would overwrite this checkout's library under the same name,
+# newer than these sources: later builds here would call it fresh and
+# link the parent's code (it did: a comparison run after the gate measured
+# the parent's proxy). The directory stays between runs, so only the first
+# run here builds the dependencies again.
+cargo build -q --release --example request_cost --manifest-path "$work/parent/Cargo.toml" --target-dir target/tier0-parent
+cp target/tier0-parent/release/examples/request_cost "$work/parent-bin"
 par=$(count "$work/parent-bin")
 echo "tier 0: parent $(git rev-parse --short "$parent"): $par; this commit: $cur ($(awk -v a="$cur" -v b="$par" 'BEGIN {printf "%+.2f", (a - b) * 100 / b}')%)"
 if awk -v a="$cur" -v b="$par" -v l="$LIMIT" 'BEGIN {exit !(a > b * (1 + l / 100))}'; then

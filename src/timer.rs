@@ -12,16 +12,16 @@
 //! `proxy::deadline`), and the others guard rare waits (connect, a pending
 //! name, the drain). So a park waits on IO alone, and time reaches the
 //! shard as IO: a timerfd, armed at the earliest deadline, becomes readable
-//! and wakes a task that fires what is due and arms the next. nginx works
-//! the same way in spirit: its event loop keeps timers in a tree and only
-//! the earliest bounds the wait.
+//! and wakes a task that fires what is due and arms the next. (nginx also
+//! keeps its timers to itself, in a red-black tree whose earliest entry
+//! bounds its `epoll_wait`.)
 //!
 //! Arming costs a `timerfd_settime` call, paid only when a deadline earlier
 //! than the armed one appears (a new connection on a quiet shard, a short
 //! wait); entries for later deadlines join the heap without a call. A
 //! dropped or moved entry leaves its old heap record behind, which is
 //! skipped when it surfaces; the heap is compacted when such records
-//! outnumber live ones, so it stays within twice the live entries.
+//! outnumber live ones, so it holds at most twice the live entries plus 64.
 //!
 //! Everything is per thread: the table lives in a thread local, and its
 //! driver runs inside [`with_timers`], which a shard's runtime runs its

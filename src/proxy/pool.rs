@@ -89,11 +89,10 @@ impl Pool {
     }
 }
 
-/// Connects to `addr` within `timeout`. Boxed: its timer entry is large and
-/// cache-line aligned (monoio's is 512 bytes, aligned to 128), and inline
-/// it would size the future of every client connection for it, idle ones
-/// included, though few requests connect (the pool serves the rest). A
-/// connect pays one allocation instead.
+/// Connects to `addr` within `timeout`. Boxed: inline, the connect
+/// operation and its timer would size the future of every client
+/// connection, idle ones included, though few requests connect (the pool
+/// serves the rest). A connect pays one allocation instead.
 pub fn connect(
     addr: SocketAddr,
     timeout: Duration,
