@@ -233,12 +233,26 @@ struct Running;
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = TABLE.try_with(|t| {
-            if let Ok(mut t) = t.try_borrow_mut() {
-                t.fd = None;
-                t.armed = None;
-            }
+        // Entries still registered belong to tasks of the runtime that is
+        // ending (monoio leaves them undropped): they end as if due, and
+        // their wakers are let go rather than ever woken on a later runtime.
+        let wakers = TABLE.try_with(|t| {
+            let Ok(mut t) = t.try_borrow_mut() else {
+                return Vec::new();
+            };
+            t.fd = None;
+            t.armed = None;
+            t.heap.clear();
+            t.slots
+                .iter_mut()
+                .filter(|s| s.live)
+                .filter_map(|s| {
+                    s.fired = true;
+                    s.waker.take()
+                })
+                .collect::<Vec<_>>()
         });
+        drop(wakers);
     }
 }
 
@@ -576,16 +590,29 @@ mod tests {
 
     #[test]
     fn a_later_runtime_on_the_same_thread_gets_a_driver_of_its_own() {
+        // Each runtime leaves a task asleep when it ends; none may run on
+        // a later runtime, and each runtime's own sleeps must fire.
+        let stray = Rc::new(Cell::new(0));
         for _ in 0..3 {
+            let stray = stray.clone();
             monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
                 .build()
                 .expect("runtime")
-                .block_on(with_timers(async {
+                .block_on(with_timers(async move {
+                    monoio::spawn(async move {
+                        sleep(20 * MS).await;
+                        stray.set(stray.get() + 1);
+                    });
                     let start = Instant::now();
                     sleep(5 * MS).await;
                     assert!(Instant::now() >= start + 5 * MS);
                 }));
         }
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .build()
+            .expect("runtime")
+            .block_on(with_timers(sleep(60 * MS)));
+        assert_eq!(stray.get(), 0, "a task of an ended runtime ran on");
     }
 
     #[test]
