@@ -182,6 +182,23 @@ impl Table {
         Ok(())
     }
 
+    /// Stops timing: every registered entry ends as if due, and later
+    /// ones fail to register (so end at once). Returns the entries' wakers,
+    /// for the caller to wake or drop once the table is released.
+    fn stop(&mut self) -> Vec<Waker> {
+        self.fd = None;
+        self.armed = None;
+        self.heap.clear();
+        self.slots
+            .iter_mut()
+            .filter(|s| s.live)
+            .filter_map(|s| {
+                s.fired = true;
+                s.waker.take()
+            })
+            .collect()
+    }
+
     /// Creates the timerfd; returns the handle the driver waits on, or
     /// `None` when a driver already runs on this thread.
     fn start(&mut self) -> io::Result<Option<File>> {
@@ -225,11 +242,14 @@ pub async fn with_timers<F: Future>(fut: F) -> F::Output {
         if let Poll::Ready(v) = fut.as_mut().poll(cx) {
             return Poll::Ready(v);
         }
-        // The driver ends only on an error it has logged; timers then end
-        // their waits at once (see `Sleep`), so nothing waits unbounded.
+        // The driver ends only on an error it has logged; every wait under
+        // a timer then ends at once, now and later (see `Sleep`), so
+        // nothing waits unbounded.
         if !driver_done && driver.as_mut().poll(cx).is_ready() {
             driver_done = true;
-            TABLE.with(|t| t.borrow_mut().fd = None);
+            for w in TABLE.with(|t| t.borrow_mut().stop()) {
+                w.wake();
+            }
         }
         Poll::Pending
     })
@@ -245,22 +265,8 @@ impl Drop for Running {
         // Entries still registered belong to tasks of the runtime that is
         // ending (monoio leaves them undropped): they end as if due, and
         // their wakers are let go rather than ever woken on a later runtime.
-        let wakers = TABLE.try_with(|t| {
-            let Ok(mut t) = t.try_borrow_mut() else {
-                return Vec::new();
-            };
-            t.fd = None;
-            t.armed = None;
-            t.heap.clear();
-            t.slots
-                .iter_mut()
-                .filter(|s| s.live)
-                .filter_map(|s| {
-                    s.fired = true;
-                    s.waker.take()
-                })
-                .collect::<Vec<_>>()
-        });
+        let wakers =
+            TABLE.try_with(|t| t.try_borrow_mut().map(|mut t| t.stop()).unwrap_or_default());
         drop(wakers);
     }
 }
@@ -635,6 +641,23 @@ mod tests {
                 sleep(Duration::from_secs(7200)).await;
                 assert!(start.elapsed() < Duration::from_secs(60));
             });
+    }
+
+    #[test]
+    fn when_timing_stops_every_wait_ends_now_and_later() {
+        on_each_driver(|| async {
+            // What the driver does when it fails: registered waits end as
+            // if due, and new ones end at once, rather than never.
+            let waiting = monoio::spawn(sleep(Duration::from_secs(3600)));
+            sleep(MS).await;
+            for w in TABLE.with(|t| t.borrow_mut().stop()) {
+                w.wake();
+            }
+            let start = Instant::now();
+            waiting.await;
+            sleep(Duration::from_secs(3600)).await;
+            assert!(start.elapsed() < Duration::from_secs(60));
+        });
     }
 
     /// Polls a future once with a waker that does nothing.
