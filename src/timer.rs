@@ -384,11 +384,18 @@ pub fn sleep(dur: Duration) -> Sleep {
     sleep_until(after(dur))
 }
 
-/// `dur` from now, saturating a year ahead instead of overflowing.
+/// As good as never: far enough away that a deadline there does not fire,
+/// near enough that adding it to the clock cannot overflow.
+pub const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// `dur` from now (saturating at [`FAR`] instead of overflowing).
 pub fn after(dur: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(dur)
-        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+    after_from(Instant::now(), dur)
+}
+
+/// `dur` from `now`, a clock reading the caller already has.
+pub fn after_from(now: Instant, dur: Duration) -> Instant {
+    now.checked_add(dur).unwrap_or_else(|| now + FAR)
 }
 
 impl Sleep {
@@ -548,7 +555,7 @@ mod tests {
             assert!(Instant::now() >= start + 40 * MS);
             // Earlier: a year away, moved to 5 ms; the timerfd is re-armed.
             let start = Instant::now();
-            let mut s = sleep(Duration::from_secs(86_400 * 365));
+            let mut s = sleep(FAR);
             assert!(futures_poll_once(&mut s).is_pending());
             s.reset(start + 5 * MS);
             (&mut s).await;

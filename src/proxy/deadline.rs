@@ -31,7 +31,6 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Poll, Waker};
-use std::time::Duration;
 
 /// Why an operation under a deadline did not finish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +48,6 @@ pub struct Deadline {
     armed: Instant,
 }
 
-/// Where a deadline starts when no operation is running: far enough away
-/// that it never fires, near enough not to overflow the clock.
-const PARKED: Duration = Duration::from_secs(86_400 * 365);
-
 impl Default for Deadline {
     fn default() -> Self {
         Deadline::new()
@@ -63,19 +58,10 @@ impl Deadline {
     /// Must be used on a monoio runtime (see [`crate::timer`]). The entry
     /// joins the shard's timers on first use.
     pub fn new() -> Deadline {
-        let sleep = crate::timer::sleep(PARKED);
+        // Parked until an operation runs.
+        let sleep = crate::timer::sleep(crate::timer::FAR);
         let armed = sleep.deadline();
         Deadline { sleep, armed }
-    }
-
-    /// `dur` from now (saturating far in the future).
-    pub fn after(dur: Duration) -> Instant {
-        Deadline::after_from(Instant::now(), dur)
-    }
-
-    /// `dur` from `now`, a clock reading the caller already has.
-    pub fn after_from(now: Instant, dur: Duration) -> Instant {
-        now.checked_add(dur).unwrap_or_else(|| now + PARKED)
     }
 
     fn arm(&mut self, at: Instant) {
@@ -227,6 +213,8 @@ impl IdleWakers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timer;
+    use std::time::Duration;
 
     fn on_runtime(f: impl std::future::Future<Output = ()>) {
         // No monoio timer: deadlines run on the shard's own timers.
@@ -242,7 +230,7 @@ mod tests {
         d: Duration,
         fut: impl Future<Output = ()>,
     ) -> Result<(), Stopped> {
-        dl.run(Deadline::after(d), std::pin::pin!(fut)).await
+        dl.run(timer::after(d), std::pin::pin!(fut)).await
     }
 
     const MS: Duration = Duration::from_millis(1);
@@ -288,7 +276,7 @@ mod tests {
                 let idle = idle.clone();
                 monoio::spawn(async move {
                     let mut dl = Deadline::new();
-                    let far = Deadline::after(Duration::from_secs(60));
+                    let far = timer::after(Duration::from_secs(60));
                     let r = dl
                         .run_idle(far, &idle, &a, std::pin::pin!(std::future::pending::<()>()))
                         .await;
@@ -304,7 +292,7 @@ mod tests {
             let busy = within(&mut dl, 5000 * MS, crate::timer::sleep(10 * MS)).await;
             assert_eq!(busy, Ok(()));
             // An idle wait that starts after the drain ends at once.
-            let far = Deadline::after(Duration::from_secs(60));
+            let far = timer::after(Duration::from_secs(60));
             let late = dl
                 .run_idle(far, &idle, &b, std::pin::pin!(std::future::pending::<()>()))
                 .await;

@@ -20,6 +20,7 @@ use crate::limits::{
 use crate::routing::GlobalNamer;
 use crate::routing::snapshot::Snapshot;
 use crate::telemetry::{ListenerMetrics, NameSeries};
+use crate::timer;
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
@@ -512,7 +513,7 @@ fn record(lis: &ListenerCx, rec: &ExchangeRecord, us: u64, failure: Option<Error
 
 async fn respond_error(c: &mut Client, e: &ProxyError, close: bool, lis: &ListenerCx) {
     write_error_response(e, close, &mut c.out);
-    let at = Deadline::after(lis.router.timeouts.body_idle);
+    let at = timer::after(lis.router.timeouts.body_idle);
     let _ = write_vec(&mut c.stream, &mut c.out, &mut c.deadline, at).await;
 }
 
@@ -536,12 +537,12 @@ async fn read_head(
             if parse_request_into(&c.buf, &mut scanned, &lis.router.limits, head)? {
                 return Ok(true);
             }
-            deadline.get_or_insert_with(|| Deadline::after(t.header_read));
+            deadline.get_or_insert_with(|| timer::after(t.header_read));
         }
         let read = match deadline {
             // Idle between requests: a drain ends this wait.
             None => {
-                let at = Deadline::after_from(Instant::from_std(idle_from), t.idle);
+                let at = timer::after_from(Instant::from_std(idle_from), t.idle);
                 read_idle(c, &shard.idle, at).await
             }
             Some(at) => read_more(&mut c.stream, &mut c.buf, &mut c.deadline, at).await,
@@ -721,7 +722,7 @@ async fn exchange(
     // A pooled connection the peer closed between our check and our write
     // fails the write: the request was never written, so one retry on a
     // fresh connection is safe.
-    let at = Deadline::after_from(now, t.body_idle);
+    let at = timer::after_from(now, t.body_idle);
     if write_vec(&mut up.stream, &mut c.out, &mut c.deadline, at)
         .await
         .is_err()
@@ -735,7 +736,7 @@ async fn exchange(
             Err(e) => return Err(refuse_unread_body(e, unread, &mut c.buf, lis)),
         };
         now = Instant::now();
-        let at = Deadline::after_from(now, t.body_idle);
+        let at = timer::after_from(now, t.body_idle);
         if write_vec(&mut up.stream, &mut c.out, &mut c.deadline, at)
             .await
             .is_err()
@@ -757,7 +758,7 @@ async fn exchange(
         // sending the body (RFC 9110 §10.1.1); an upstream that says neither
         // within the expect-continue timeout gets the body anyway. Other
         // interim answers (103) are relayed as they come, and the wait goes on.
-        let at = Deadline::after(t.expect_continue);
+        let at = timer::after(t.expect_continue);
         loop {
             match read_response_head(&mut up, is_head, &mut c.deadline, at, &mut c.resp).await {
                 Ok(()) if c.resp.status == 101 => {
@@ -838,9 +839,9 @@ async fn exchange(
             // From the end of the request: the head's write (just done) or
             // its body's.
             let at = if has_body || retried {
-                Deadline::after(t.response_head)
+                timer::after(t.response_head)
             } else {
-                Deadline::after_from(now, t.response_head)
+                timer::after_from(now, t.response_head)
             };
             match read_response_head(&mut up, is_head, &mut c.deadline, at, &mut c.resp).await {
                 Ok(()) => {}
@@ -860,7 +861,7 @@ async fn exchange(
                     up = connect(routed.addr, t.connect)
                         .await
                         .map_err(|e| Abort::Respond(e, false))?;
-                    let at = Deadline::after(t.body_idle);
+                    let at = timer::after(t.body_idle);
                     if write_vec(&mut up.stream, &mut c.out, &mut c.deadline, at)
                         .await
                         .is_err()
@@ -906,7 +907,7 @@ async fn exchange(
     // The body bytes read with the head go out with it, in one write.
     let mut body_with_head = 0u64;
     let now = Instant::now();
-    let at = Deadline::after_from(now, t.body_idle);
+    let at = timer::after_from(now, t.body_idle);
     let head_len = resp.head_len;
     let wrote = match resp.framing {
         // Our head fits where the upstream's was (it usually does: we drop
@@ -1020,7 +1021,7 @@ async fn discard_body(
     (dl, dur): (&mut Deadline, Duration),
 ) -> Result<(), ReadFail> {
     while n > 0 {
-        read_more(src, buf, dl, Deadline::after(dur)).await?;
+        read_more(src, buf, dl, timer::after(dur)).await?;
         let take = (buf.len() as u64).min(n);
         buf.drain(..take as usize);
         n -= take;
@@ -1189,7 +1190,7 @@ async fn relay_interim(
     if minor == 1 {
         let none = ClientFraming::None;
         rewrite::response_head(&c.resp, &up.buf, none, trust, false, 1, &mut c.out);
-        let at = Deadline::after(body_idle);
+        let at = timer::after(body_idle);
         write_vec(&mut c.stream, &mut c.out, &mut c.deadline, at)
             .await
             .map_err(|()| Abort::Close)?;
@@ -1294,7 +1295,7 @@ async fn forward_length(
 ) -> Result<(), BodyFail> {
     while n > 0 {
         if buf.is_empty() {
-            let at = Deadline::after(dur);
+            let at = timer::after(dur);
             read_more(src, buf, dl, at).await.map_err(|f| match f {
                 ReadFail::TimedOut => BodyFail::SourceTimedOut,
                 _ => BodyFail::SourceGone,
@@ -1309,7 +1310,7 @@ async fn forward_length(
             });
         }
         let take = (buf.len() as u64).min(n) as usize;
-        let at = Deadline::after(dur);
+        let at = timer::after(dur);
         write_front(dst, buf, (0, take), dl, at)
             .await
             .map_err(|()| BodyFail::SinkGone)?;
@@ -1367,7 +1368,7 @@ async fn forward_chunked(
                     out.extend_from_slice(b"\r\n");
                 }
                 buf.drain(..n);
-                write_vec(dst, out, dl, Deadline::after(dur))
+                write_vec(dst, out, dl, timer::after(dur))
                     .await
                     .map_err(|()| BodyFail::SinkGone)?;
             }
@@ -1376,7 +1377,7 @@ async fn forward_chunked(
                 if rechunk {
                     out.clear();
                     out.extend_from_slice(b"0\r\n\r\n");
-                    write_vec(dst, out, dl, Deadline::after(dur))
+                    write_vec(dst, out, dl, timer::after(dur))
                         .await
                         .map_err(|()| BodyFail::SinkGone)?;
                 }
@@ -1384,7 +1385,7 @@ async fn forward_chunked(
             }
             None => {
                 buf.drain(..n);
-                let at = Deadline::after(dur);
+                let at = timer::after(dur);
                 read_more(src, buf, dl, at).await.map_err(|f| match f {
                     ReadFail::TimedOut => BodyFail::SourceTimedOut,
                     _ => BodyFail::SourceGone,
@@ -1404,14 +1405,14 @@ async fn forward_until_eof(
     loop {
         if !buf.is_empty() {
             let n = buf.len();
-            if write_front(dst, buf, (0, n), dl, Deadline::after(dur))
+            if write_front(dst, buf, (0, n), dl, timer::after(dur))
                 .await
                 .is_err()
             {
                 return;
             }
         }
-        if read_more(src, buf, dl, Deadline::after(dur)).await.is_err() {
+        if read_more(src, buf, dl, timer::after(dur)).await.is_err() {
             return;
         }
     }
