@@ -72,6 +72,21 @@ struct Prepared {
     max_depth: usize,
 }
 
+impl Prepared {
+    /// The interpreter `bind` and `explain` share: base, local and namers
+    /// as given, with the proxy's lookup bound.
+    fn interpreter<'a>(&'a self, global: &'a GlobalNamer) -> Interpreter<'a> {
+        Interpreter {
+            base: &self.base,
+            local: &self.local,
+            namers: &self.namers,
+            global,
+            max_depth: self.max_depth,
+            max_lookups: crate::limits::BIND_LOOKUPS_MAX,
+        }
+    }
+}
+
 fn prepare(a: &BindArgs<'_>) -> Result<Prepared, String> {
     let base = CompiledDtab::new(read_dtab("--dtab", a.dtab)?);
     let local = match a.local {
@@ -98,15 +113,7 @@ pub fn bind(a: &BindArgs<'_>) -> Outcome {
         Err(e) => return Outcome::bad_input(e),
     };
     let global = GlobalNamer::new();
-    let interp = Interpreter {
-        base: &p.base,
-        local: &p.local,
-        namers: &p.namers,
-        global: &global,
-        max_depth: p.max_depth,
-        max_lookups: crate::limits::BIND_LOOKUPS_MAX,
-    };
-    let out = bind_json(&p.path, &interp.bind(&p.path));
+    let out = bind_json(&p.path, &p.interpreter(&global).bind(&p.path));
     Outcome::ok(format!("{}\n", pretty(&out)))
 }
 
@@ -156,15 +163,7 @@ pub fn explain(a: &BindArgs<'_>) -> Outcome {
     };
     // linkerd's explainer binds with the dtab it is given: base ++ local.
     let global = GlobalNamer::new();
-    let interp = Interpreter {
-        base: &p.base,
-        local: &p.local,
-        namers: &p.namers,
-        global: &global,
-        max_depth: p.max_depth,
-        max_lookups: crate::limits::BIND_LOOKUPS_MAX,
-    };
-    match interp.explain(&p.path) {
+    match p.interpreter(&global).explain(&p.path) {
         Ok(t) => Outcome::ok(format!("{}\n", pretty(&t.to_json()))),
         Err(e) => Outcome {
             stdout: String::new(),

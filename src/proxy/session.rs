@@ -708,43 +708,37 @@ async fn exchange(
     if binding_waited {
         now = Instant::now();
     }
-    let mut up = match shard.pool.take(routed.addr, now) {
-        Some(u) => u,
-        None => {
-            let u = match connect(routed.addr, t.connect).await {
-                Ok(u) => u,
-                Err(e) => return Err(refuse_unread_body(e, unread, &mut c.buf, lis)),
-            };
-            now = Instant::now();
-            u
-        }
-    };
+    let mut pooled = shard.pool.take(routed.addr, now);
     // A pooled connection the peer closed between our check and our write
     // fails the write: the request was never written, so one retry on a
-    // fresh connection is safe.
-    let at = timer::after_from(now, t.body_idle);
-    if write_vec(&mut up.stream, &mut c.out, &mut c.deadline, at)
-        .await
-        .is_err()
-    {
-        if !up.reused {
-            let e = upstream_reset(true);
-            return Err(refuse_unread_body(e, unread, &mut c.buf, lis));
-        }
-        up = match connect(routed.addr, t.connect).await {
-            Ok(u) => u,
-            Err(e) => return Err(refuse_unread_body(e, unread, &mut c.buf, lis)),
+    // fresh connection is safe. A fresh connection that fails is not
+    // retried.
+    let mut up = loop {
+        let mut up = match pooled.take() {
+            Some(u) => u,
+            None => {
+                let u = match connect(routed.addr, t.connect).await {
+                    Ok(u) => u,
+                    Err(e) => return Err(refuse_unread_body(e, unread, &mut c.buf, lis)),
+                };
+                now = Instant::now();
+                u
+            }
         };
-        now = Instant::now();
         let at = timer::after_from(now, t.body_idle);
         if write_vec(&mut up.stream, &mut c.out, &mut c.deadline, at)
             .await
-            .is_err()
+            .is_ok()
         {
+            break up;
+        }
+        // A write that timed out dropped the head with its operation:
+        // there is nothing to send again.
+        if !up.reused || c.out.is_empty() {
             let e = upstream_reset(true);
             return Err(refuse_unread_body(e, unread, &mut c.buf, lis));
         }
-    }
+    };
 
     let mut body_sent = unread == BodyFraming::None;
     let mut client_body_consumed = body_sent;
