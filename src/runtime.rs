@@ -492,17 +492,7 @@ async fn accept_loop(listener: monoio::net::TcpListener, lis: Rc<ListenerCx>, sh
                     monoio::spawn(refuse(stream));
                     continue;
                 }
-                lis.metrics.connections_total.inc();
-                lis.metrics.connections_open.inc();
-                lis.open.set(lis.open.get() + 1);
-                shard.open.set(shard.open.get() + 1);
-                let (lis2, shard2) = (lis.clone(), shard.clone());
-                monoio::spawn(async move {
-                    serve_connection(stream, peer, shard2.clone(), lis2.clone()).await;
-                    lis2.metrics.connections_open.dec();
-                    lis2.open.set(lis2.open.get() - 1);
-                    shard2.open.set(shard2.open.get() - 1);
-                });
+                monoio::spawn(serve_connection(stream, peer, shard.clone(), lis.clone()));
             }
             Err(e) => {
                 // Out of file descriptors and similar: back off briefly
