@@ -90,13 +90,16 @@ impl Deadline {
     /// on a timeout, which cancels its operation. `fut` is pinned where the
     /// caller made it: passing the operation itself would copy it into this
     /// future and again into its pinned place (two `memcpy` calls each).
-    pub async fn run<F: Future>(
-        &mut self,
+    /// A plain function returning the poll loop, not an `async fn` around
+    /// it: one state machine less to enter on every poll of every
+    /// operation. The deadline is armed when this is called.
+    pub fn run<'a, F: Future>(
+        &'a mut self,
         at: Instant,
-        mut fut: Pin<&mut F>,
-    ) -> Result<F::Output, Stopped> {
+        mut fut: Pin<&'a mut F>,
+    ) -> impl Future<Output = Result<F::Output, Stopped>> + 'a {
         self.arm(at);
-        std::future::poll_fn(|cx| {
+        std::future::poll_fn(move |cx| {
             if let Poll::Ready(v) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Ok(v));
             }
@@ -105,23 +108,19 @@ impl Deadline {
             }
             Poll::Pending
         })
-        .await
     }
 
     /// [`Deadline::run`] for a read that waits for a client's next request:
     /// it also ends when the shard drains.
-    pub async fn run_idle<F: Future>(
-        &mut self,
+    pub fn run_idle<'a, F: Future>(
+        &'a mut self,
         at: Instant,
-        idle: &IdleWakers,
-        slot: &IdleSlot,
-        mut fut: Pin<&mut F>,
-    ) -> Result<F::Output, Stopped> {
-        if idle.draining.get() {
-            return Err(Stopped::Drained);
-        }
+        idle: &'a IdleWakers,
+        slot: &'a IdleSlot,
+        mut fut: Pin<&'a mut F>,
+    ) -> impl Future<Output = Result<F::Output, Stopped>> + 'a {
         self.arm(at);
-        std::future::poll_fn(|cx| {
+        std::future::poll_fn(move |cx| {
             if idle.draining.get() {
                 return Poll::Ready(Err(Stopped::Drained));
             }
@@ -134,7 +133,6 @@ impl Deadline {
             idle.park(slot, cx.waker());
             Poll::Pending
         })
-        .await
     }
 }
 

@@ -22,7 +22,7 @@ use crate::routing::snapshot::Snapshot;
 use crate::telemetry::{ListenerMetrics, NameSeries};
 use crate::timer;
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 use std::cell::{Cell, RefCell};
@@ -222,51 +222,63 @@ fn take_waiting(stream: &TcpStream, buf: &mut Vec<u8>) {
     }
 }
 
-/// Writes all of `out` before `at`.
-async fn write_vec(
-    stream: &mut TcpStream,
-    out: &mut Vec<u8>,
-    dl: &mut Deadline,
+/// Writes all of `out` before `at`; `out` keeps what it held.
+fn write_vec<'a>(
+    stream: &'a mut TcpStream,
+    out: &'a mut Vec<u8>,
+    dl: &'a mut Deadline,
     at: Instant,
-) -> Result<(), ()> {
-    let owned = std::mem::take(out);
-    let op = std::pin::pin!(stream.write_all(owned));
-    match dl.run(at, op).await {
-        Ok((Ok(_), b)) => {
-            *out = b;
-            Ok(())
-        }
-        Ok((Err(_), b)) => {
-            *out = b;
-            Err(())
-        }
-        Err(_) => Err(()),
-    }
+) -> impl std::future::Future<Output = Result<(), ()>> + 'a {
+    let to = out.len();
+    write_span(stream, out, (0, to), false, dl, at)
 }
 
 /// Writes `buf[from..to]` before `at` and removes `buf[..to]`: the bytes
 /// that were read are the bytes that are written.
-async fn write_front(
+fn write_front<'a>(
+    stream: &'a mut TcpStream,
+    buf: &'a mut Vec<u8>,
+    span: (usize, usize),
+    dl: &'a mut Deadline,
+    at: Instant,
+) -> impl std::future::Future<Output = Result<(), ()>> + 'a {
+    write_span(stream, buf, span, true, dl, at)
+}
+
+/// Writes `buf[from..to]` before `at`, in as many writes as the socket
+/// takes, and then removes `buf[..to]` if told to. One loop over the
+/// socket's `write` rather than monoio's `write_all`: an async layer less
+/// per write (in instructions, and in the size of every connection's
+/// task). On an error the buffer comes back as it was; past the deadline
+/// it went with the cancelled write, and `buf` is left empty.
+async fn write_span(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     (from, to): (usize, usize),
+    consume: bool,
     dl: &mut Deadline,
     at: Instant,
 ) -> Result<(), ()> {
-    let owned = std::mem::take(buf);
-    let op = std::pin::pin!(stream.write_all(owned.slice(from..to)));
-    match dl.run(at, op).await {
-        Ok((Ok(_), slice)) => {
-            *buf = slice.into_inner();
-            buf.drain(..to);
-            Ok(())
+    let mut owned = std::mem::take(buf);
+    let mut at_byte = from;
+    while at_byte < to {
+        let op = std::pin::pin!(stream.write(owned.slice(at_byte..to)));
+        let (res, slice) = dl.run(at, op).await.map_err(|_| ())?;
+        owned = slice.into_inner();
+        match res {
+            Ok(n) if n > 0 => at_byte += n,
+            // Zero bytes taken for a non-empty write, or an error.
+            _ => {
+                *buf = owned;
+                return Err(());
+            }
         }
-        Ok((Err(_), slice)) => {
-            *buf = slice.into_inner();
-            Err(())
-        }
-        Err(_) => Err(()),
     }
+    if consume {
+        owned.drain(..to);
+    }
+    *buf = owned;
+    Ok(())
 }
 
 struct Client {

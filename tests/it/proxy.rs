@@ -596,6 +596,35 @@ fn bodies_larger_than_a_read_cross_intact_both_ways() {
     }
 }
 
+/// A client that stops reading fills the socket buffers between it and
+/// the proxy, so the proxy's writes are taken in part and wait: when the
+/// client reads again, every byte arrives once and in order. 16 MiB is more
+/// than loopback's send and receive buffers hold together (at most 4 and
+/// 6 MiB with Linux's defaults).
+#[test]
+fn a_client_that_pauses_reading_gets_a_large_response_whole() {
+    let big: &'static str = Box::leak(
+        (0..1_048_576)
+            .map(|i| format!("{:015x}\n", i))
+            .collect::<String>()
+            .into_boxed_str(),
+    );
+    for driver in drivers() {
+        let up = Upstream::start(Reply::Fixed(big));
+        let px = Proxy::start(&mesh_config(&up, ""), driver);
+        let mut c = Client::connect(px.addr("out"));
+        c.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        std::thread::sleep(Duration::from_millis(300));
+        let r = c.response().expect("response");
+        assert_eq!(r.status, 200, "{driver}");
+        assert!(r.body == big.as_bytes(), "{driver}: response body differs");
+        // And the connection carries the next request.
+        c.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+        let r = c.response().expect("second response");
+        assert!(r.body == big.as_bytes(), "{driver}: second body differs");
+    }
+}
+
 #[test]
 fn a_stale_connection_reused_at_once_is_retried_for_idempotent_requests() {
     // The upstream closes after every response without saying so. Reused
