@@ -127,21 +127,35 @@ enum ReadFail {
 /// Reads more bytes onto the end of `buf`, until `at`. On a timeout the
 /// buffer stays with the cancelled operation (the kernel may still write
 /// into it), so `buf` is left empty and the caller must close.
+///
+/// A macro, expanded inside the async function that reads, for the reads
+/// every request makes (its head, its response's head): awaited as an
+/// async fn of its own, its future was built and then moved into the
+/// caller's (a few hundred bytes copied, and a state machine more to enter,
+/// per read). [`read_more`] is the same for the other reads.
+macro_rules! read_more {
+    ($stream:expr, $buf:expr, $dl:expr, $at:expr) => {{
+        let buf: &mut Vec<u8> = $buf;
+        // More than a small head is coming (a body, or a head that did not
+        // fit): a client connection's first-request buffer grows, once.
+        if buf.capacity() < READ_BUFFER_BYTES {
+            buf.reserve(READ_BUFFER_BYTES - buf.len());
+        }
+        let (owned, len, cap) = spare(buf);
+        let op = std::pin::pin!($stream.read(owned.slice_mut(len..cap)));
+        let r = $dl.run($at, op).await;
+        settle_read(r, buf)
+    }};
+}
+
+/// [`read_more!`] as a function.
 async fn read_more(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     dl: &mut Deadline,
     at: Instant,
 ) -> Result<usize, ReadFail> {
-    // More than a small head is coming (a body, or a head that did not
-    // fit): a client connection's first-request buffer grows, once.
-    if buf.capacity() < READ_BUFFER_BYTES {
-        buf.reserve(READ_BUFFER_BYTES - buf.len());
-    }
-    let (owned, len, cap) = spare(buf);
-    let op = std::pin::pin!(stream.read(owned.slice_mut(len..cap)));
-    let r = dl.run(at, op).await;
-    settle_read(r, buf)
+    read_more!(stream, buf, dl, at)
 }
 
 /// Takes `buf` (with room to read into) for an owned-buffer read.
@@ -171,22 +185,6 @@ fn settle_read(
         Err(Stopped::TimedOut) => Err(ReadFail::TimedOut),
         Err(Stopped::Drained) => Err(ReadFail::Eof),
     }
-}
-
-/// A client's read between requests, which a drain ends: into the buffer as
-/// it is, so a connection of small heads keeps its small first buffer while
-/// it waits (see [`READ_BUFFER_FIRST_BYTES`]).
-async fn read_idle(c: &mut Client, idle: &IdleWakers, at: Instant) -> Result<usize, ReadFail> {
-    let r = {
-        let (owned, len, cap) = spare(&mut c.buf);
-        let read = std::pin::pin!(c.stream.read(owned.slice_mut(len..cap)));
-        c.deadline.run_idle(at, idle, &c.idle_slot, read).await
-    };
-    let n = settle_read(r, &mut c.buf)?;
-    if c.buf.len() == c.buf.capacity() && c.buf.capacity() < READ_BUFFER_BYTES {
-        take_waiting(&c.stream, &mut c.buf);
-    }
-    Ok(n)
 }
 
 /// After a read that filled a client's small first buffer, more of the
@@ -567,12 +565,28 @@ async fn read_head(
             deadline.get_or_insert_with(|| timer::after(t.header_read));
         }
         let read = match deadline {
-            // Idle between requests: a drain ends this wait.
+            // Idle between requests, a wait that a drain ends. The read goes
+            // into the buffer as it is, so a connection of small heads keeps
+            // its small first buffer while it waits (see
+            // [`READ_BUFFER_FIRST_BYTES`]).
             None => {
                 let at = timer::after_from(Instant::from_std(idle_from), t.idle);
-                read_idle(c, &shard.idle, at).await
+                let r = {
+                    let (owned, len, cap) = spare(&mut c.buf);
+                    let read = std::pin::pin!(c.stream.read(owned.slice_mut(len..cap)));
+                    let idle = &shard.idle;
+                    c.deadline.run_idle(at, idle, &c.idle_slot, read).await
+                };
+                let r = settle_read(r, &mut c.buf);
+                if r.is_ok()
+                    && c.buf.len() == c.buf.capacity()
+                    && c.buf.capacity() < READ_BUFFER_BYTES
+                {
+                    take_waiting(&c.stream, &mut c.buf);
+                }
+                r
             }
-            Some(at) => read_more(&mut c.stream, &mut c.buf, &mut c.deadline, at).await,
+            Some(at) => read_more!(c.stream, &mut c.buf, c.deadline, at),
         };
         match read {
             Ok(_) => {}
@@ -1283,7 +1297,7 @@ async fn read_response_head(
                 }
             }
         }
-        match read_more(&mut up.stream, &mut up.buf, dl, at).await {
+        match read_more!(up.stream, &mut up.buf, dl, at) {
             Ok(_) => {}
             Err(ReadFail::TimedOut) => {
                 return Err(ProxyError::new(
