@@ -554,16 +554,22 @@ fn http10_keep_alive_is_announced() {
     }
 }
 
+/// A body of `n` numbered 16-byte lines, where a byte lost, doubled or out
+/// of order shows; leaked, for an upstream's fixed reply.
+fn numbered_lines(n: usize) -> &'static str {
+    Box::leak(
+        (0..n)
+            .map(|i| format!("{:015x}\n", i))
+            .collect::<String>()
+            .into_boxed_str(),
+    )
+}
+
 #[test]
 fn bodies_larger_than_a_read_cross_intact_both_ways() {
     // 200 KiB: part of each body rides in the head's write, the rest is
     // relayed read by read; nothing may be lost, doubled or reordered.
-    let big: &'static str = Box::leak(
-        (0..12_800)
-            .map(|i| format!("{:015x}\n", i))
-            .collect::<String>()
-            .into_boxed_str(),
-    );
+    let big = numbered_lines(12_800);
     for driver in drivers() {
         let fixed = Upstream::start(Reply::Fixed(big));
         let echo = Upstream::start(Reply::EchoChunked);
@@ -603,12 +609,7 @@ fn bodies_larger_than_a_read_cross_intact_both_ways() {
 /// 6 MiB with Linux's defaults).
 #[test]
 fn a_client_that_pauses_reading_gets_a_large_response_whole() {
-    let big: &'static str = Box::leak(
-        (0..1_048_576)
-            .map(|i| format!("{:015x}\n", i))
-            .collect::<String>()
-            .into_boxed_str(),
-    );
+    let big = numbered_lines(1_048_576);
     for driver in drivers() {
         let up = Upstream::start(Reply::Fixed(big));
         let px = Proxy::start(&mesh_config(&up, ""), driver);
