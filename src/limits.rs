@@ -119,6 +119,18 @@ pub const COALESCE_REQUEST_BODY_BYTES_MAX: usize = READ_BUFFER_BYTES;
 /// than this has its connection closed instead, which also stops its upload.
 pub const DISCARD_BODY_BYTES_MAX: u64 = 1024 * 1024;
 
+/// Capacity a client connection's write buffer starts with: room for a
+/// rewritten head of a typical request (about 300 bytes with routing
+/// headers); it grows for longer ones or for small bodies sent behind
+/// their head.
+pub const WRITE_BUFFER_FIRST_BYTES: usize = 512;
+
+/// Write buffers a shard keeps for client connections between their
+/// requests (see `proxy::session::SpareBuffers`): as many requests as a
+/// shard serves at once reuse them without allocating; an idle connection
+/// holds none.
+pub const SPARE_WRITE_BUFFERS_MAX: usize = 256;
+
 /// Idle upstream connections kept per endpoint per shard.
 pub const POOL_IDLE_PER_ENDPOINT_MAX: usize = 64;
 

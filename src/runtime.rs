@@ -392,6 +392,7 @@ async fn shard_main(
         open: Cell::new(0),
         outstanding: Default::default(),
         snapshot_waiters: Default::default(),
+        spare_writes: Default::default(),
     });
     let mut accept_tasks = Vec::new();
     for (std_listener, router, server, stats, access_log) in listeners {
