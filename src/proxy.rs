@@ -6,6 +6,7 @@
 //! shard, and no `RefCell` borrow is held across an `.await`.
 
 pub mod deadline;
+pub mod direct;
 pub mod error;
 pub mod pool;
 pub mod rewrite;

@@ -323,6 +323,7 @@ fn run_shard(
     // Built without monoio's timer driver, which would wrap every park of
     // the shard; the shard's timers are `crate::timer`'s.
     let fut = crate::timer::with_timers(fut);
+    crate::proxy::direct::start_shard(driver == Driver::IoUring);
     let built = match driver {
         Driver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
             .build()

@@ -2,6 +2,7 @@
 //! repeat while the connection stays alive.
 
 use super::deadline::{Deadline, IdleSlot, IdleWakers, Stopped};
+use super::direct;
 use super::error::{
     ErrorKind, ProxyError, Side, failure_index, response_for, write_error_response,
 };
@@ -295,14 +296,25 @@ async fn write_span(
     dl: &mut Deadline,
     at: Instant,
 ) -> Result<(), ()> {
-    let mut owned = std::mem::take(buf);
     let mut at_byte = from;
+    // At low concurrency on io_uring, a plain send first (see
+    // `proxy::direct`); what the socket does not take goes through the ring.
+    match direct::send(stream, &buf[from..to]) {
+        direct::Sent::Ring => {}
+        direct::Sent::Bytes(n) => at_byte += n,
+        direct::Sent::Failed => return Err(()),
+    }
+    let mut owned = std::mem::take(buf);
     while at_byte < to {
+        let ring = direct::RingWrite::before();
         let op = std::pin::pin!(stream.write(owned.slice(at_byte..to)));
         let (res, slice) = dl.run(at, op).await.map_err(|_| ())?;
         owned = slice.into_inner();
         match res {
-            Ok(n) if n > 0 => at_byte += n,
+            Ok(n) if n > 0 => {
+                ring.completed();
+                at_byte += n;
+            }
             // Zero bytes taken for a non-empty write, or an error.
             _ => {
                 *buf = owned;
@@ -348,6 +360,7 @@ pub fn serve_connection(
     lis.metrics.connections_open.inc();
     lis.open.set(lis.open.get() + 1);
     shard.open.set(shard.open.get() + 1);
+    direct::connections(shard.open.get());
     let mut c = Client {
         stream,
         buf: Vec::with_capacity(READ_BUFFER_FIRST_BYTES),
@@ -365,6 +378,7 @@ pub fn serve_connection(
         lis.metrics.connections_open.dec();
         lis.open.set(lis.open.get() - 1);
         shard.open.set(shard.open.get() - 1);
+        direct::connections(shard.open.get());
     }
 }
 

@@ -644,6 +644,37 @@ fn a_stale_connection_reused_at_once_is_retried_for_idempotent_requests() {
     }
 }
 
+/// An upstream that never says `100 Continue` gets the body when the
+/// proxy's wait for it ends, and its answer, sent as soon as the body is
+/// in, reaches the client, round after round on one connection. The wait's
+/// read is cancelled when it ends, and on io_uring the cancel reaches the
+/// kernel only with the next submission: a body sent directly before it
+/// could draw the answer into the cancelled read, which drops it (a 504
+/// after the response timeout; see `proxy::direct`, which this checks).
+#[test]
+fn the_answer_to_a_body_sent_after_an_unanswered_expect_continue_arrives() {
+    const ROUNDS: usize = 200;
+    for driver in drivers() {
+        let up = Upstream::start(Reply::EchoChunked);
+        let timeouts =
+            "  timeouts:\n    expectContinueTimeoutMs: 2\n    responseHeadTimeoutMs: 1000\n";
+        let px = Proxy::start(&mesh_config(&up, timeouts), driver);
+        let mut c = Client::connect(px.addr("out"));
+        for round in 0..ROUNDS {
+            c.send(
+                b"POST / HTTP/1.1\r\nHost: web\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+            );
+            let r = c.response().expect("the answer");
+            assert_eq!(
+                (r.status, r.text().as_str()),
+                (200, "hi"),
+                "{driver}, round {round}"
+            );
+        }
+        assert_eq!(up.requests().len(), ROUNDS, "{driver}");
+    }
+}
+
 /// An upstream that answers while the proxy is still waiting for the
 /// client's body has not read that body: the body must not be written to
 /// it afterwards, nor its connection reused, or the body (here a request
