@@ -69,9 +69,20 @@ pub fn connections(open: usize) {
 }
 
 /// An operation was dropped unfinished: its cancel waits for the next
-/// `io_uring_enter`.
+/// `io_uring_enter`. Called by whoever drops it: every read and write on a
+/// shard's sockets runs under a `Deadline` (`proxy::session`), and each
+/// one that stops early ends in `settle_read` or `write_span`.
+#[cold]
+#[inline(never)]
 pub fn abandoned() {
     STATE.with(|s| s.abandoned.set(s.abandoned.get() + 1));
+}
+
+/// Whether this thread's shard runs on io_uring: elsewhere writes need
+/// none of this module (one load per write on epoll).
+#[inline]
+pub fn on_uring() -> bool {
+    STATE.with(|s| s.uring.get())
 }
 
 /// Whether a write now may go direct.
@@ -122,6 +133,7 @@ pub enum Sent {
 /// Sends what the socket takes of `bytes` without blocking, where a direct
 /// send is allowed now.
 #[allow(unsafe_code)]
+#[inline]
 pub fn send(stream: &TcpStream, bytes: &[u8]) -> Sent {
     if bytes.is_empty() || !allowed() {
         return Sent::Ring;

@@ -221,8 +221,15 @@ fn settle_read(
                 Err(_) => Err(ReadFail::Io),
             }
         }
-        Err(Stopped::TimedOut) => Err(ReadFail::TimedOut),
-        Err(Stopped::Drained) => Err(ReadFail::Eof),
+        // The read is dropped unfinished: its cancel is queued.
+        Err(Stopped::TimedOut) => {
+            direct::abandoned();
+            Err(ReadFail::TimedOut)
+        }
+        Err(Stopped::Drained) => {
+            direct::abandoned();
+            Err(ReadFail::Eof)
+        }
     }
 }
 
@@ -299,20 +306,29 @@ async fn write_span(
     let mut at_byte = from;
     // At low concurrency on io_uring, a plain send first (see
     // `proxy::direct`); what the socket does not take goes through the ring.
-    match direct::send(stream, &buf[from..to]) {
-        direct::Sent::Ring => {}
-        direct::Sent::Bytes(n) => at_byte += n,
-        direct::Sent::Failed => return Err(()),
+    let uring = direct::on_uring();
+    if uring {
+        match direct::send(stream, &buf[from..to]) {
+            direct::Sent::Ring => {}
+            direct::Sent::Bytes(n) => at_byte += n,
+            direct::Sent::Failed => return Err(()),
+        }
     }
     let mut owned = std::mem::take(buf);
     while at_byte < to {
-        let ring = direct::RingWrite::before();
+        let ring = uring.then(direct::RingWrite::before);
         let op = std::pin::pin!(stream.write(owned.slice(at_byte..to)));
-        let (res, slice) = dl.run(at, op).await.map_err(|_| ())?;
+        let Ok((res, slice)) = dl.run(at, op).await else {
+            // Dropped unfinished, as a timed-out read is.
+            direct::abandoned();
+            return Err(());
+        };
         owned = slice.into_inner();
         match res {
             Ok(n) if n > 0 => {
-                ring.completed();
+                if let Some(ring) = ring {
+                    ring.completed();
+                }
                 at_byte += n;
             }
             // Zero bytes taken for a non-empty write, or an error.
