@@ -104,8 +104,6 @@ impl Deadline {
                 return Poll::Ready(Ok(v));
             }
             if self.poll_expired(at, cx) {
-                // The caller drops `fut` now; its cancel is queued.
-                super::direct::abandoned();
                 return Poll::Ready(Err(Stopped::TimedOut));
             }
             Poll::Pending
@@ -124,14 +122,12 @@ impl Deadline {
         self.arm(at);
         std::future::poll_fn(move |cx| {
             if idle.draining.get() {
-                super::direct::abandoned();
                 return Poll::Ready(Err(Stopped::Drained));
             }
             if let Poll::Ready(v) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Ok(v));
             }
             if self.poll_expired(at, cx) {
-                super::direct::abandoned();
                 return Poll::Ready(Err(Stopped::TimedOut));
             }
             idle.park(slot, cx.waker());
